@@ -1,0 +1,63 @@
+# llm-hub: `make course` runs every notebook, `make test` runs lint + unit tests + notebooks under nbval.
+# Both create the environment first if it is missing (the stamp file makes the second run skip it).
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# Extra papermill arguments for `make course`, e.g. make course P="-p SEED 1"
+P      ?=
+
+# Notebooks run offline and headless.
+NB_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 MPLBACKEND=Agg
+
+.PHONY: install course test lint unit nbval lab sync-notebooks lock base-model clean distclean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install torch==2.13.0
+	$(PY) -m pip install -r requirements.lock
+	$(PY) -m pip install -e . --no-deps
+	$(PY) -m ipykernel install --sys-prefix --name llm-hub --display-name "Python (llm-hub)"
+	touch $@
+
+course: $(STAMP)
+	$(NB_ENV) $(PY) -m hubhelpers.course $(P)
+
+test: lint unit nbval
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+unit: $(STAMP)
+	$(NB_ENV) $(PY) -m pytest tests
+
+nbval: $(STAMP)
+	$(NB_ENV) $(PY) -m pytest --nbval-lax --nbval-current-env notebooks/
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+# Rewrite every notebook's Colab badge and Colab install cell from [tool.llm-hub] in pyproject.toml.
+sync-notebooks: $(STAMP)
+	$(PY) -m hubhelpers.sync
+
+# Regenerate requirements.lock from the current environment.
+lock: $(STAMP)
+	{ echo "# Exact versions the course is tested with (Python 3.11). Regenerate with: make lock"; \
+	  echo "# torch is installed first as 'pip install torch==2.13.0' (the CPU build where a local wheel exists)."; \
+	  $(VENV)/bin/pip freeze --exclude-editable | grep -viE '^(llm-hub|llm_hub)[=@ ]' | sed -E 's/^(torch==[0-9.]+)\+cpu$$/\1/'; \
+	} > requirements.lock.tmp && mv requirements.lock.tmp requirements.lock
+
+# Re-train the embedded TinyWorld base model shipped in hubhelpers/assets/tinyworld/.
+base-model: $(STAMP)
+	$(PY) -m hubhelpers.pretrain
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+	find . -path ./$(VENV) -prune -o -name .ipynb_checkpoints -type d -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info
