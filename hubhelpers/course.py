@@ -1,0 +1,342 @@
+"""The course runner: execute every notebook headless with papermill and write build/REPORT.md.
+
+Usage::
+
+    python -m hubhelpers.course                       # every notebooks/NN_*.ipynb, in order
+    python -m hubhelpers.course --only 00 03          # by number prefix, stem or glob
+    python -m hubhelpers.course -p SEED 1 -y "MODEL: tinyworld"
+
+Each notebook runs in its own papermill subprocess (a fresh kernel), so its wall time and peak
+resident memory can be measured; they are recorded into build/results.json beside the notebook's
+own figures. A failing notebook does not stop the others; the exit code is 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import fnmatch
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hubhelpers import results as R
+
+NOTEBOOK_RE = re.compile(r"^\d{2}_[a-z0-9]+(?:_[a-z0-9]+)*\.ipynb$")
+RUN_METRICS = ("wall_s", "peak_rss_mb")
+POLL_S = 0.2
+MB = 1024 * 1024
+LOG_TAIL_LINES = 25
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Outcome of one notebook run."""
+
+    name: str
+    returncode: int
+    wall_s: float
+    peak_rss_mb: float
+    output: Path
+    log: Path
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when papermill exited 0."""
+        return self.returncode == 0 and not self.timed_out
+
+
+# --------------------------------------------------------------------------- discovery
+def discover_notebooks(directory: Path, only: Sequence[str] = ()) -> list[Path]:
+    """Return notebooks named NN_snake_case.ipynb in ``directory``, sorted, filtered by ``only``."""
+    if not directory.is_dir():
+        raise FileNotFoundError(f"notebook directory {str(directory)!r} does not exist")
+    found = sorted(p for p in directory.glob("*.ipynb") if NOTEBOOK_RE.match(p.name))
+    if not only:
+        return found
+    unmatched = [token for token in only if not any(_selects(token, p.stem) for p in found)]
+    if unmatched:
+        raise ValueError(f"--only {unmatched} matched no notebook; available: {[p.stem for p in found]}")
+    return [p for p in found if any(_selects(token, p.stem) for token in only)]
+
+
+def _selects(token: str, stem: str) -> bool:
+    """True when ``token`` (a number prefix, a stem or a glob) selects notebook ``stem``."""
+    token = token.removesuffix(".ipynb")
+    return stem == token or stem.startswith(f"{token}_") or fnmatch.fnmatch(stem, token)
+
+
+# --------------------------------------------------------------------------- command line
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the runner's options and the papermill parameters it passes through."""
+    parser = argparse.ArgumentParser(prog="python -m hubhelpers.course", description=__doc__.split("\n")[0])
+    parser.add_argument("--only", nargs="+", default=[], metavar="NB", help="number prefix, stem or glob")
+    parser.add_argument("--notebooks", type=Path, default=None, help="notebook folder (default: notebooks/)")
+    parser.add_argument("--build-dir", type=Path, default=None, help="output folder (default: build/)")
+    parser.add_argument("--kernel", default="python3", help="kernel name (default: python3 of this env)")
+    parser.add_argument("--timeout", type=float, default=None, help="wall-clock limit per notebook, s")
+    parser.add_argument("--cell-timeout", type=int, default=None, help="papermill per-cell limit, s")
+    pair = {"nargs": 2, "action": "append", "default": [], "metavar": ("NAME", "VALUE")}
+    parser.add_argument("-p", "--parameters", help="papermill parameter", **pair)
+    parser.add_argument("-r", "--parameters_raw", help="papermill raw-string parameter", **pair)
+    parser.add_argument("-y", "--parameters_yaml", action="append", default=[], metavar="YAML")
+    parser.add_argument("-f", "--parameters_file", action="append", default=[], metavar="FILE")
+    return parser.parse_args(argv)
+
+
+def papermill_parameters(args: argparse.Namespace) -> list[str]:
+    """Rebuild the papermill parameter flags from parsed arguments."""
+    flags: list[str] = []
+    for name, value in args.parameters:
+        flags += ["-p", name, value]
+    for name, value in args.parameters_raw:
+        flags += ["-r", name, value]
+    for text in args.parameters_yaml:
+        flags += ["-y", text]
+    for path in args.parameters_file:
+        flags += ["-f", str(Path(path).resolve())]
+    return flags
+
+
+def papermill_command(
+    notebook: Path, output: Path, kernel: str, extra: Sequence[str], cell_timeout: int | None = None
+) -> list[str]:
+    """Return the papermill command line executing ``notebook`` into ``output``."""
+    cmd = [sys.executable, "-m", "papermill", str(notebook), str(output), "-k", kernel]
+    cmd += ["--cwd", str(notebook.parent), "--no-progress-bar", "--start-timeout", "180"]
+    if cell_timeout:
+        cmd += ["--execution-timeout", str(cell_timeout)]
+    return [*cmd, *extra]
+
+
+def notebook_env(build_dir: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return the environment a notebook runs in: figures to ``build_dir``, headless plots."""
+    env = dict(os.environ if base is None else base)
+    env[R.BUILD_DIR_ENV] = str(build_dir)
+    env.setdefault("MPLBACKEND", "Agg")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+# --------------------------------------------------------------------------- measured execution
+def tree_rss_bytes(pid: int) -> int:
+    """Return the summed RSS of the descendants of ``pid`` (the kernel and its children)."""
+    import psutil
+
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return 0
+    total = 0
+    for child in children:
+        try:
+            total += child.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+def _kill_tree(pid: int) -> None:
+    """Kill process ``pid`` and all its descendants."""
+    import psutil
+
+    try:
+        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            continue
+
+
+def run_measured(
+    cmd: Sequence[str], env: Mapping[str, str], log: Path, timeout: float | None = None
+) -> tuple[int, float, float, bool]:
+    """Run ``cmd`` logging to ``log``; return (exit code, wall s, peak RSS MB, timed out).
+
+    Peak RSS is the larger of the sampled process-tree total of the kernel side and the largest
+    single-process ``ru_maxrss`` that ``os.wait4`` reports for the run (it catches short spikes).
+    """
+    start, peak, timed_out = time.perf_counter(), 0, False
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(list(cmd), env=dict(env), stdout=sink, stderr=subprocess.STDOUT)
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            peak = max(peak, tree_rss_bytes(proc.pid))
+            if timeout is not None and time.perf_counter() - start > timeout and not timed_out:
+                timed_out = True
+                _kill_tree(proc.pid)
+            time.sleep(POLL_S)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - start
+    maxrss = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    return proc.returncode, wall, max(peak, maxrss) / MB, timed_out
+
+
+def run_notebook(
+    notebook: Path, build_dir: Path, kernel: str, extra: Sequence[str], **limits: Any
+) -> RunResult:
+    """Execute one notebook afresh into build/executed/ and record its wall time and peak RSS."""
+    name = notebook.stem
+    executed = build_dir / "executed"
+    executed.mkdir(parents=True, exist_ok=True)
+    output, log = executed / notebook.name, executed / f"{name}.log"
+    R.clear_notebook(build_dir, name)
+    cmd = papermill_command(notebook.resolve(), output, kernel, extra, limits.get("cell_timeout"))
+    code, wall, peak, timed_out = run_measured(cmd, notebook_env(build_dir), log, limits.get("timeout"))
+    R.record_run_metrics(build_dir, name, wall, peak)
+    return RunResult(name, code, round(wall, 2), round(peak, 1), output, log, timed_out)
+
+
+# --------------------------------------------------------------------------- report
+def band_rows(figures: Mapping[str, Any], bands: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Return (figure, value, band, check) rows for one notebook, run metrics excluded."""
+    rows = []
+    for name in sorted(set(figures) | set(bands)):
+        if name in RUN_METRICS:
+            continue
+        band = bands.get(name)
+        value = figures.get(name, band["value"] if band else None)
+        if band is None:
+            rows.append((name, R.format_value(value), "–", "recorded"))
+            continue
+        check = "✅ pass" if band["passed"] else "❌ FAIL"
+        rows.append((name, R.format_value(value), R.format_band(band["at_least"], band["at_most"]), check))
+    return rows
+
+
+def notebook_status(run: RunResult, bands: Mapping[str, Any]) -> str:
+    """Return 'passed', 'failed' or 'timed out' for a run and its bands."""
+    if run.timed_out:
+        return "timed out"
+    all_in_band = all(b.get("passed", False) for b in bands.values())
+    return "passed" if run.ok and all_in_band else "failed"
+
+
+def _section(run: RunResult, figures: Mapping[str, Any], bands: Mapping[str, Any], build_dir: Path) -> str:
+    """Render one notebook's section of REPORT.md."""
+    status = notebook_status(run, bands)
+    lines = [
+        f"## {run.name}",
+        "",
+        f"**{status}** · wall {run.wall_s:.1f} s · peak RSS {run.peak_rss_mb:.0f} MB · "
+        f"[executed notebook]({_rel(run.output, build_dir)}) · [log]({_rel(run.log, build_dir)})",
+        "",
+    ]
+    rows = band_rows(figures, bands)
+    if rows:
+        lines += ["| figure | value | band | check |", "|---|---|---|---|"]
+        lines += [f"| {' | '.join(row)} |" for row in rows]
+        lines.append("")
+    for png in sorted((build_dir / R.FIGURES_DIR / run.name).glob("*.png")):
+        lines += [f"![{png.stem}]({_rel(png, build_dir)})", ""]
+    return "\n".join(lines)
+
+
+def _rel(path: Path, base: Path) -> str:
+    """Return ``path`` relative to ``base`` with forward slashes (for Markdown links)."""
+    try:
+        return path.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def render_report(runs: Sequence[RunResult], build_dir: Path) -> str:
+    """Render build/REPORT.md: a summary table, then each notebook's figures, bands and images."""
+    figures, bands = R.load_results(build_dir), R.load_bands(build_dir)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# llm-hub course report",
+        "",
+        f"{stamp} · Python {platform.python_version()} · {platform.platform(terse=True)} · "
+        f"{os.cpu_count()} CPUs",
+        "",
+        "| notebook | status | wall_s | peak_rss_mb | figures in band |",
+        "|---|---|---|---|---|",
+    ]
+    for run in runs:
+        nb_bands = bands.get(run.name, {})
+        passed = sum(1 for b in nb_bands.values() if b.get("passed"))
+        lines.append(
+            f"| {run.name} | {notebook_status(run, nb_bands)} | {run.wall_s:.1f} | {run.peak_rss_mb:.0f} "
+            f"| {passed}/{len(nb_bands)} |"
+        )
+    lines.append("")
+    for run in runs:
+        lines.append(_section(run, figures.get(run.name, {}), bands.get(run.name, {}), build_dir))
+    return "\n".join(lines)
+
+
+def log_tail(log: Path, n: int = LOG_TAIL_LINES) -> str:
+    """Return the last ``n`` lines of a log file."""
+    if not log.exists():
+        return ""
+    return "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-n:])
+
+
+# --------------------------------------------------------------------------- main
+def run_course(
+    notebooks: Sequence[Path], build_dir: Path, kernel: str, extra: Sequence[str], **limits: Any
+) -> list[RunResult]:
+    """Run ``notebooks`` in order with a progress bar; never stop at a failure."""
+    from tqdm.auto import tqdm
+
+    runs: list[RunResult] = []
+    bar = tqdm(notebooks, desc="course", unit="notebook", file=sys.stderr)
+    for notebook in bar:
+        bar.set_postfix_str(notebook.stem)
+        run = run_notebook(notebook, build_dir, kernel, extra, **limits)
+        mark = "ok  " if run.ok else "FAIL"
+        bar.write(f"{mark} {run.name:<32} {run.wall_s:8.1f} s {run.peak_rss_mb:8.0f} MB", file=sys.stderr)
+        runs.append(run)
+    return runs
+
+
+def summarize(runs: Sequence[RunResult], report: Path) -> int:
+    """Print the summary naming the failures; return the process exit code."""
+    bands = R.load_bands(report.parent)
+    failed = [r for r in runs if notebook_status(r, bands.get(r.name, {})) != "passed"]
+    for run in failed:
+        print(f"\n--- {run.name} (exit {run.returncode}), last lines of {run.log}:\n{log_tail(run.log)}")
+    print(f"\nreport: {report}")
+    if failed:
+        print(f"FAILED {len(failed)}/{len(runs)}: {', '.join(r.name for r in failed)}")
+        return 1
+    print(f"all {len(runs)} notebooks passed")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit code."""
+    args = parse_args(argv)
+    root = R.find_project_root() or Path.cwd()
+    build_dir = (args.build_dir or R.find_build_dir()).resolve()
+    try:
+        notebooks = discover_notebooks((args.notebooks or root / "notebooks").resolve(), args.only)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not notebooks:
+        print("error: no notebooks named NN_snake_case.ipynb found", file=sys.stderr)
+        return 2
+    limits = {"timeout": args.timeout, "cell_timeout": args.cell_timeout}
+    runs = run_course(notebooks, build_dir, args.kernel, papermill_parameters(args), **limits)
+    report = build_dir / "REPORT.md"
+    report.write_text(render_report(runs, build_dir) + "\n", encoding="utf-8")
+    return summarize(runs, report)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
