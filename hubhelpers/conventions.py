@@ -1,0 +1,260 @@
+"""Notebook conventions of the course: the single-source repo address and the rule checker.
+
+``check_notebook(path, repo, branch)`` returns a list of human-readable violations (empty when
+the notebook follows every rule); ``tests/test_notebook_conventions.py`` runs it on every
+``notebooks/*.ipynb``. The rules are listed in README.md, "How to add a notebook".
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+NAME_RE = re.compile(r"^\d{2}_[a-z0-9]+(?:_[a-z0-9]+)*\.ipynb$")
+PARAM_NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+GITHUB_RE = re.compile(r"^https://github\.com/(?P<owner>[\w.-]+)/(?P<name>[\w.-]+?)(?:\.git)?/?$")
+BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+BADGE_RE = re.compile(r"\[!\[Open in Colab\]\([^)]*\)\]\([^)]*\)", re.IGNORECASE)
+COLAB_MARKER = "google.colab"
+FORBIDDEN = {
+    "!pip / %pip": re.compile(r"^\s*(?:!|%{1,2})\s*pip\b", re.MULTILINE),
+    "pip install": re.compile(r"\bpip\s+install\b|[\"']pip[\"']\s*,\s*[\"']install[\"']"),
+    "login(": re.compile(r"login\s*\("),
+}
+HUBHELPERS_IMPORT_RE = re.compile(r"^\s*(?:from\s+hubhelpers\b|import\s+hubhelpers\b)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class CourseConfig:
+    """Where the course lives: the one place a fork edits ([tool.llm-hub] in pyproject.toml)."""
+
+    repo: str
+    branch: str = "main"
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file (tomllib on Python 3.11+, tomli before)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    with path.open("rb") as handle:
+        return tomllib.load(handle)
+
+
+def load_course_config(root: Path) -> CourseConfig:
+    """Read [tool.llm-hub] repo/branch from ``root``/pyproject.toml, validating the address."""
+    table = _load_toml(root / "pyproject.toml").get("tool", {}).get("llm-hub", {})
+    repo, branch = table.get("repo"), table.get("branch", "main")
+    if not isinstance(repo, str) or not GITHUB_RE.match(repo):
+        raise ValueError(f"[tool.llm-hub] repo = {repo!r}: expected 'https://github.com/OWNER/NAME'")
+    if not isinstance(branch, str) or not branch:
+        raise ValueError(f"[tool.llm-hub] branch = {branch!r}: expected a non-empty branch name")
+    return CourseConfig(repo.rstrip("/").removesuffix(".git"), branch)
+
+
+def colab_url(config: CourseConfig, notebook_name: str) -> str:
+    """Return the Colab address opening ``notebooks/<notebook_name>`` of the course repo."""
+    match = GITHUB_RE.match(config.repo)
+    if not match:
+        raise ValueError(f"repo {config.repo!r} is not a GitHub address 'https://github.com/OWNER/NAME'")
+    owner, name = match["owner"], match["name"]
+    return f"https://colab.research.google.com/github/{owner}/{name}/blob/{config.branch}/notebooks/{notebook_name}"
+
+
+def badge_markdown(config: CourseConfig, notebook_name: str) -> str:
+    """Return the "Open in Colab" badge for one notebook."""
+    return f"[![Open In Colab]({BADGE_IMAGE})]({colab_url(config, notebook_name)})"
+
+
+def colab_cell_source(config: CourseConfig) -> str:
+    """Return the canonical Colab setup cell: installs the course inside Colab, nothing elsewhere."""
+    return (
+        "# Colab setup: inside Google Colab, install the course package (Colab keeps its own torch).\n"
+        "# Elsewhere this cell does nothing: use `make course`, `make lab` or environment.yml.\n"
+        "import subprocess\n"
+        "import sys\n"
+        "\n"
+        f'if "{COLAB_MARKER}" in sys.modules:\n'
+        f'    COURSE_PACKAGE = "llm-hub @ git+{config.repo}@{config.branch}"\n'
+        '    subprocess.run([sys.executable, "-m", "pip", "install", "-q", COURSE_PACKAGE], check=True)'
+    )
+
+
+# --------------------------------------------------------------------------- cell helpers
+def _code_cells(nb: Any) -> list[tuple[int, Any]]:
+    """Return (index, cell) for every code cell."""
+    return [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+
+
+def _tags(cell: Any) -> list[str]:
+    """Return a cell's tags."""
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def colab_cell_indices(nb: Any) -> list[int]:
+    """Return the indices of code cells that mention google.colab (the Colab setup cell)."""
+    return [i for i, c in _code_cells(nb) if COLAB_MARKER in c.source]
+
+
+# --------------------------------------------------------------------------- rules
+def check_name(path: Path) -> list[str]:
+    """File name must be NN_snake_case.ipynb."""
+    return [] if NAME_RE.match(path.name) else [f"file name {path.name!r} is not NN_snake_case.ipynb"]
+
+
+def check_intro(nb: Any, config: CourseConfig, name: str) -> list[str]:
+    """First cell: markdown with a '# ' title, this notebook's Colab badge, learn and effect lines."""
+    if not nb.cells or nb.cells[0].cell_type != "markdown":
+        return ["first cell must be a markdown cell (title, Colab badge, what you learn, measured effect)"]
+    text, problems = nb.cells[0].source, []
+    if not re.search(r"^# \S", text, re.MULTILINE):
+        problems.append("first cell has no '# ' title line")
+    if f"]({colab_url(config, name)})" not in text or not BADGE_RE.search(text):
+        problems.append(f"first cell lacks the Open in Colab badge linking to {colab_url(config, name)}")
+    for phrase in ("You will learn", "Measured effect"):
+        if phrase.lower() not in text.lower():
+            problems.append(f"first cell lacks a {phrase!r} section")
+    return problems
+
+
+def _check_assignment(stmt: ast.stmt, lines: list[str]) -> list[str]:
+    """One parameters-cell statement must be `NAME: type = literal  # comment`."""
+    if not isinstance(stmt, ast.AnnAssign) or not isinstance(stmt.target, ast.Name):
+        return [f"parameters cell line {stmt.lineno}: only `NAME: type = literal  # comment` is allowed"]
+    name, problems = stmt.target.id, []
+    if not PARAM_NAME_RE.match(name):
+        problems.append(f"parameter {name!r} must be UPPER_SNAKE_CASE")
+    try:
+        ast.literal_eval(stmt.value) if stmt.value is not None else None
+    except ValueError:
+        problems.append(f"parameter {name!r} must be assigned a literal (number, string, bool, list, ...)")
+    if stmt.value is None:
+        problems.append(f"parameter {name!r} has no value")
+    if "#" not in lines[stmt.lineno - 1]:
+        problems.append(f"parameter {name!r} needs a trailing '# comment' saying what it does")
+    return problems
+
+
+def check_parameters(nb: Any) -> list[str]:
+    """Exactly one code cell tagged 'parameters', holding only annotated literal assignments."""
+    tagged = [c for c in nb.cells if "parameters" in _tags(c)]
+    if len(tagged) != 1:
+        return [f"expected exactly one cell tagged 'parameters', found {len(tagged)}"]
+    cell = tagged[0]
+    if cell.cell_type != "code":
+        return ["the cell tagged 'parameters' must be a code cell"]
+    try:
+        tree = ast.parse(cell.source)
+    except SyntaxError as err:
+        return [f"parameters cell does not parse: {err.msg} (line {err.lineno})"]
+    if not tree.body:
+        return ["parameters cell defines no parameter"]
+    lines = cell.source.splitlines()
+    return [problem for stmt in tree.body for problem in _check_assignment(stmt, lines)]
+
+
+def _is_colab_guard(stmt: ast.stmt) -> bool:
+    """True for `if "google.colab" in sys.modules:` with no else branch."""
+    if not isinstance(stmt, ast.If) or stmt.orelse:
+        return False
+    test = stmt.test
+    return (
+        isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Constant)
+        and test.left.value == COLAB_MARKER
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], ast.In)
+        and ast.unparse(test.comparators[0]) == "sys.modules"
+    )
+
+
+def check_colab_cell(nb: Any, config: CourseConfig) -> list[str]:
+    """One Colab cell: imports, then only `if "google.colab" in sys.modules:` installing the course."""
+    indices = colab_cell_indices(nb)
+    if len(indices) != 1:
+        return [f"expected exactly one Colab setup cell (mentioning {COLAB_MARKER!r}), found {len(indices)}"]
+    source = nb.cells[indices[0]].source
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as err:
+        return [f"Colab setup cell does not parse: {err.msg} (line {err.lineno})"]
+    guards = [s for s in tree.body if _is_colab_guard(s)]
+    imports = (ast.Import, ast.ImportFrom)
+    others = [s for s in tree.body if not _is_colab_guard(s) and not isinstance(s, imports)]
+    problems = []
+    if len(guards) != 1:
+        problems.append('Colab setup cell needs one `if "google.colab" in sys.modules:` block with no else')
+    if others:
+        problems.append(f"Colab setup cell does work outside the Colab guard (line {others[0].lineno})")
+    guarded = "\n".join(ast.unparse(g) for g in guards)
+    if "pip" not in guarded or f"git+{config.repo}@" not in guarded:
+        problems.append(f"Colab setup cell must pip-install the course from {config.repo} inside the guard")
+    first_import = next((i for i, c in _code_cells(nb) if HUBHELPERS_IMPORT_RE.search(c.source)), None)
+    if first_import is not None and first_import < indices[0]:
+        problems.append("Colab setup cell must come before the first hubhelpers import")
+    return problems
+
+
+def check_clean(nb: Any) -> list[str]:
+    """Code cells carry no outputs and no execution counts."""
+    problems = []
+    for i, cell in _code_cells(nb):
+        if cell.get("outputs"):
+            problems.append(f"cell {i} has committed outputs (clear them)")
+        if cell.get("execution_count") is not None:
+            problems.append(f"cell {i} has an execution count (clear it)")
+    return problems
+
+
+def check_kernelspec(nb: Any) -> list[str]:
+    """Notebook metadata names a kernelspec."""
+    spec = nb.metadata.get("kernelspec") or {}
+    if not spec.get("name") or not spec.get("display_name"):
+        return ["metadata has no kernelspec with a name and display_name"]
+    return []
+
+
+def check_forbidden(nb: Any) -> list[str]:
+    """No pip installs or login() calls outside the Colab setup cell."""
+    allowed = set(colab_cell_indices(nb)[:1])
+    return [
+        f"cell {i} uses {label} (only the Colab setup cell may install; tokens come from the environment)"
+        for i, cell in _code_cells(nb)
+        if i not in allowed
+        for label, pattern in FORBIDDEN.items()
+        if pattern.search(cell.source)
+    ]
+
+
+def check_imports(nb: Any) -> list[str]:
+    """At least one code cell imports from hubhelpers."""
+    if any(HUBHELPERS_IMPORT_RE.search(c.source) for _, c in _code_cells(nb)):
+        return []
+    return ["no cell imports hubhelpers (`from hubhelpers... import ...`)"]
+
+
+def check_notebook(path: Path, config: CourseConfig) -> list[str]:
+    """Return every convention violation of the notebook at ``path`` (empty list: all good)."""
+    import nbformat
+
+    path = Path(path)
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as err:  # nbformat raises several unrelated types on bad input
+        return [f"cannot read {path.name} as a notebook: {err}"]
+    rules: list[Callable[[], list[str]]] = [
+        lambda: check_name(path),
+        lambda: check_intro(nb, config, path.name),
+        lambda: check_parameters(nb),
+        lambda: check_colab_cell(nb, config),
+        lambda: check_clean(nb),
+        lambda: check_kernelspec(nb),
+        lambda: check_forbidden(nb),
+        lambda: check_imports(nb),
+    ]
+    return [f"{path.name}: {problem}" for rule in rules for problem in rule()]

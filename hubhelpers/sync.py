@@ -1,0 +1,87 @@
+"""Rewrite every notebook's Colab badge and Colab setup cell from [tool.llm-hub] in pyproject.toml.
+
+    python -m hubhelpers.sync            # rewrite notebooks/*.ipynb in place
+    python -m hubhelpers.sync --check    # exit 1 listing notebooks that are out of sync
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hubhelpers.conventions import (
+    BADGE_RE,
+    NAME_RE,
+    CourseConfig,
+    badge_markdown,
+    colab_cell_indices,
+    colab_cell_source,
+    load_course_config,
+)
+from hubhelpers.results import find_project_root
+
+
+def _with_badge(text: str, badge: str) -> str:
+    """Return markdown ``text`` with its Colab badge replaced by ``badge`` (inserted after the title)."""
+    if BADGE_RE.search(text):
+        return BADGE_RE.sub(lambda _: badge, text, count=1)
+    lines = text.splitlines()
+    at = next((i + 1 for i, line in enumerate(lines) if line.startswith("# ")), 0)
+    return "\n".join([*lines[:at], "", badge, "", *lines[at:]]).strip("\n")
+
+
+def sync_notebook(nb: Any, name: str, config: CourseConfig) -> Any:
+    """Return a copy of ``nb`` whose badge and Colab cell are derived from ``config``."""
+    import nbformat
+
+    out = copy.deepcopy(nb)
+    if out.cells and out.cells[0].cell_type == "markdown":
+        out.cells[0].source = _with_badge(out.cells[0].source, badge_markdown(config, name))
+    indices = colab_cell_indices(out)
+    if indices:
+        out.cells[indices[0]].source = colab_cell_source(config)
+    else:
+        out.cells.insert(1 if out.cells else 0, nbformat.v4.new_code_cell(colab_cell_source(config)))
+    return out
+
+
+def notebooks_in(directory: Path) -> list[Path]:
+    """Return the course notebooks (NN_snake_case.ipynb) in ``directory``, sorted."""
+    return sorted(p for p in directory.glob("*.ipynb") if NAME_RE.match(p.name))
+
+
+def sync_file(path: Path, config: CourseConfig, *, write: bool) -> bool:
+    """Sync one notebook file; return True when it was (or would be) changed."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    synced = sync_notebook(nb, path.name, config)
+    changed = synced != nb
+    if changed and write:
+        nbformat.write(synced, path)
+    return changed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m hubhelpers.sync", description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="only report notebooks out of sync")
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/NN_*.ipynb")
+    args = parser.parse_args(argv)
+    root = find_project_root() or Path.cwd()
+    config = load_course_config(root)
+    paths = args.notebooks or notebooks_in(root / "notebooks")
+    changed = [p for p in paths if sync_file(p, config, write=not args.check)]
+    verb = "out of sync" if args.check else "rewritten"
+    for path in changed:
+        print(f"{verb}: {path}")
+    print(f"{len(paths)} notebooks checked against {config.repo}@{config.branch}; {len(changed)} {verb}")
+    return 1 if (args.check and changed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
