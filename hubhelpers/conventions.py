@@ -246,7 +246,7 @@ def check_notebook(path: Path, config: CourseConfig) -> list[str]:
     try:
         nb = nbformat.read(path, as_version=4)
     except Exception as err:  # nbformat raises several unrelated types on bad input
-        return [f"cannot read {path.name} as a notebook: {err}"]
+        return [f"{path.name}: cannot read as a notebook: {err}"]
     rules: list[Callable[[], list[str]]] = [
         lambda: check_name(path),
         lambda: check_intro(nb, config, path.name),

@@ -118,7 +118,12 @@ def test_expect_reads_value_recorded_by_another_instance(tmp_path: Path) -> None
 
 @pytest.mark.parametrize(
     ("low", "high", "match"),
-    [(None, None, "give at_least"), (2.0, 1.0, "empty band"), (math.nan, None, "finite"), ("1", None, "finite")],
+    [
+        (None, None, "give at_least"),
+        (2.0, 1.0, "empty band"),
+        (math.nan, None, "finite"),
+        ("1", None, "finite"),
+    ],
 )
 def test_expect_validates_band(res: Results, low: object, high: object, match: str) -> None:
     res.record("x", 1.0)

@@ -1,0 +1,134 @@
+"""Tests of the course runner: discovery, parameters, measurement, and an end-to-end run with a failure."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from hubhelpers import course
+from hubhelpers import results as R
+
+KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
+
+
+def write_notebook(path: Path, cells: list[str], params: str = "X: int = 1  # a parameter") -> Path:
+    """Write a tiny notebook: a title, a parameters cell, then ``cells``."""
+    nb = new_notebook(metadata={"kernelspec": KERNELSPEC})
+    nb.cells = [new_markdown_cell(f"# {path.stem}"), new_code_cell(params, metadata={"tags": ["parameters"]})]
+    nb.cells += [new_code_cell(src) for src in cells]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def test_discover_orders_and_filters(tmp_path: Path) -> None:
+    for name in ("02_b.ipynb", "00_a.ipynb", "10_c.ipynb", "scratch.ipynb", "1_bad.ipynb", "03_Bad.ipynb"):
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in course.discover_notebooks(tmp_path)] == ["00_a.ipynb", "02_b.ipynb", "10_c.ipynb"]
+    assert [p.stem for p in course.discover_notebooks(tmp_path, ["02"])] == ["02_b"]
+    assert [p.stem for p in course.discover_notebooks(tmp_path, ["00_a", "1*"])] == ["00_a", "10_c"]
+    with pytest.raises(ValueError, match=r"\['07'\] matched no notebook"):
+        course.discover_notebooks(tmp_path, ["07"])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        course.discover_notebooks(tmp_path / "missing")
+
+
+def test_parameters_pass_through(tmp_path: Path) -> None:
+    args = course.parse_args(["-p", "SEED", "1", "-r", "NAME", "x y", "-y", "A: 2", "--only", "00"])
+    assert course.papermill_parameters(args) == ["-p", "SEED", "1", "-r", "NAME", "x y", "-y", "A: 2"]
+    assert args.only == ["00"]
+    nb, out = tmp_path / "00_a.ipynb", tmp_path / "out.ipynb"
+    cmd = course.papermill_command(nb, out, "python3", ["-p", "A", "1"])
+    assert cmd[:3] == [sys.executable, "-m", "papermill"] and cmd[-3:] == ["-p", "A", "1"]
+    assert "--cwd" in cmd and "-k" in cmd
+
+
+def test_notebook_env_points_at_build_dir(tmp_path: Path) -> None:
+    env = course.notebook_env(tmp_path, {"PATH": "/bin"})
+    assert env[R.BUILD_DIR_ENV] == str(tmp_path) and env["MPLBACKEND"] == "Agg" and env["PATH"] == "/bin"
+
+
+def test_run_measured_reports_exit_wall_and_peak(tmp_path: Path) -> None:
+    code = "import time; b = bytearray(120 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(0.3)"
+    rc, wall, peak, timed_out = course.run_measured([sys.executable, "-c", code], {}, tmp_path / "log")
+    assert rc == 0 and not timed_out and wall > 0.2 and peak >= 120
+    rc, *_ = course.run_measured([sys.executable, "-c", "raise SystemExit(3)"], {}, tmp_path / "log")
+    assert rc == 3
+
+
+def test_run_measured_timeout_kills(tmp_path: Path) -> None:
+    rc, wall, _, timed_out = course.run_measured(
+        [sys.executable, "-c", "import time; time.sleep(30)"], {}, tmp_path / "log", timeout=0.5
+    )
+    assert timed_out and rc != 0 and wall < 10
+
+
+def test_band_rows_and_status(tmp_path: Path) -> None:
+    figures = {"acc": 0.9, "wall_s": 1.0, "curve": {"0": 0.1}}
+    bands = {"acc": {"at_least": 0.8, "at_most": None, "value": 0.9, "passed": True}}
+    assert course.band_rows(figures, bands) == [
+        ("acc", "0.9", ">= 0.8", "✅ pass"),
+        ("curve", "{0: 0.1}", "–", "recorded"),
+    ]
+    run = course.RunResult("00_a", 0, 1.0, 10.0, tmp_path / "o", tmp_path / "l")
+    assert course.notebook_status(run, bands) == "passed"
+    assert course.notebook_status(run, {"acc": {**bands["acc"], "passed": False}}) == "failed"
+
+
+@pytest.mark.timeout(600)
+def test_course_end_to_end_with_a_failing_notebook(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nbdir, build = tmp_path / "notebooks", tmp_path / "build"
+    write_notebook(
+        nbdir / "00_good.ipynb",
+        [
+            "from hubhelpers.results import Results\nres = Results('00_good')",
+            "res.record('x_seen', X)\nres.expect('x_seen', at_least=5, at_most=5)",
+            "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2])\n"
+            "res.savefig(fig, 'line')",
+        ],
+    )
+    write_notebook(
+        nbdir / "01_bad_band.ipynb",
+        ["from hubhelpers.results import Results\nres = Results('01_bad_band')",
+         "res.record('acc', 0.2)\nres.expect('acc', at_least=0.85)"],
+    )
+    write_notebook(nbdir / "02_after_failure.ipynb", ["from hubhelpers.results import Results",
+                                                      "Results('02_after_failure').record('ran', True)"])
+    (nbdir / "notes.ipynb").write_text("not a course notebook")
+
+    code = course.main(["--notebooks", str(nbdir), "--build-dir", str(build), "-p", "X", "5"])
+
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "FAILED 1/3: 01_bad_band" in out
+    assert "'acc' = 0.2 is outside the expected band >= 0.85" in out  # the log tail names the failure
+    results = json.loads((build / "results.json").read_text())
+    assert results["00_good"]["x_seen"] == 5  # the -p parameter reached the notebook
+    assert results["02_after_failure"]["ran"] is True  # a failure does not stop the rest
+    for name in ("00_good", "01_bad_band", "02_after_failure"):
+        assert results[name]["wall_s"] > 0 and results[name]["peak_rss_mb"] > 10
+        assert (build / "executed" / f"{name}.ipynb").exists()
+    report = (build / "REPORT.md").read_text()
+    assert "| 00_good | passed |" in report and "| 01_bad_band | failed |" in report
+    assert "| acc | 0.2 | >= 0.85 | ❌ FAIL |" in report
+    assert "| x_seen | 5 | [5, 5] | ✅ pass |" in report
+    assert "![line](figures/00_good/line.png)" in report and (build / "figures/00_good/line.png").exists()
+
+    # a re-run of one notebook starts from a clean slate for it and keeps the others' figures
+    again = ["--notebooks", str(nbdir), "--build-dir", str(build), "--only", "00", "-p", "X", "5"]
+    assert course.main(again) == 0
+    assert "01_bad_band" in json.loads((build / "results.json").read_text())
+
+
+def test_main_reports_bad_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_notebook(tmp_path / "00_a.ipynb", ["pass"])
+    args = ["--notebooks", str(tmp_path), "--build-dir", str(tmp_path / "b"), "--only", "09"]
+    assert course.main(args) == 2
+    assert "matched no notebook" in capsys.readouterr().err
