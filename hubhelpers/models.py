@@ -1,0 +1,203 @@
+"""The course's tokenizer, model configs and the one loader every notebook uses."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+SHIPPED_NAME = "tinyworld"
+SPECIAL_TOKENS = ("<|pad|>", "<|bos|>", "<|eos|>", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>")
+# Assistant turns are wrapped in {% generation %} so TRL can mask everything else from the loss.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}<|assistant|>\n{% generation %}{{ message['content'] }}<|end|>"
+    "{% endgeneration %}\n"
+    "{% else %}<|{{ message['role'] }}|>\n{{ message['content'] }}<|end|>\n{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+QUANTIZATIONS = (None, "8bit", "4bit", "nf4")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of a small Llama-architecture causal LM (nanoGPT-style config)."""
+
+    vocab_size: int = 1024
+    hidden_size: int = 192
+    intermediate_size: int = 512
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 6
+    max_position_embeddings: int = 512
+    rope_theta: float = 10000.0
+
+
+PRESETS = {
+    "nano": ModelConfig(hidden_size=64, intermediate_size=176, num_hidden_layers=2, num_attention_heads=2),
+    "micro": ModelConfig(hidden_size=96, intermediate_size=256, num_hidden_layers=2, num_attention_heads=3),
+    "small": ModelConfig(hidden_size=128, intermediate_size=352, num_hidden_layers=2, num_attention_heads=4),
+    "base": ModelConfig(),
+}
+
+
+def preset(name: str) -> ModelConfig:
+    """The ModelConfig called `name`, or a ValueError naming the presets."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown model preset {name!r}; accepted: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def train_tokenizer(texts: list[str], vocab_size: int = 1024):
+    """Train a byte-level BPE tokenizer on `texts`; returns a Hugging Face fast tokenizer with a chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if not texts:
+        raise ValueError("cannot train a tokenizer on an empty corpus (texts is empty)")
+    if not isinstance(vocab_size, int) or vocab_size < 300:
+        raise ValueError(f"vocab_size must be an int >= 300 (256 bytes + specials + merges), got {vocab_size!r}")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(texts, trainer)
+    bos = tok.token_to_id("<|bos|>")
+    tok.post_processor = processors.TemplateProcessing(single="<|bos|> $A", pair="<|bos|> $A $B",
+                                                       special_tokens=[("<|bos|>", bos)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|bos|>", eos_token="<|eos|>",
+                                   pad_token="<|pad|>", additional_special_tokens=list(SPECIAL_TOKENS[3:]),
+                                   chat_template=CHAT_TEMPLATE, model_max_length=512)
+
+
+def build_model(config: ModelConfig, tokenizer):
+    """A freshly initialised LlamaForCausalLM of shape `config` for `tokenizer`."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    if len(tokenizer) > config.vocab_size:
+        raise ValueError(f"tokenizer has {len(tokenizer)} tokens but vocab_size is {config.vocab_size}")
+    cfg = LlamaConfig(**asdict(config), num_key_value_heads=config.num_attention_heads,
+                      tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                      attn_implementation="sdpa")
+    return LlamaForCausalLM(cfg)
+
+
+def count_parameters(model, trainable_only: bool = False) -> int:
+    """Number of (trainable) parameters, counting tied weights once."""
+    seen, total = set(), 0
+    for p in model.parameters():
+        if id(p) in seen or (trainable_only and not p.requires_grad):
+            continue
+        seen.add(id(p))
+        total += p.numel()
+    return total
+
+
+def shipped_model_dir() -> Path:
+    """Directory of the shipped TinyWorld base model inside the package."""
+    return Path(str(resources.files("hubhelpers") / "assets" / SHIPPED_NAME))
+
+
+def resolve_model(name_or_path: str) -> str:
+    """Map 'tinyworld' to the shipped directory; check local paths; pass hub ids through."""
+    if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
+        raise ValueError(f"model must be 'tinyworld', a hub id or a local path, got {name_or_path!r}")
+    name = str(name_or_path)
+    if name == SHIPPED_NAME:
+        path = shipped_model_dir()
+        if not (path / "model.safetensors").is_file():
+            raise FileNotFoundError(f"the shipped model is missing at {path}; rebuild it with `make base-model`")
+        return str(path)
+    if name.startswith((".", "/", "~")) or Path(name).expanduser().exists():
+        path = Path(name).expanduser()
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"no model directory at {path} (expected a config.json there)")
+        return str(path)
+    return name
+
+
+def _quantization_config(quantization: str | None):
+    """A BitsAndBytesConfig for '8bit' or '4bit'/'nf4' (NF4 with double quantization), else None."""
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"unknown quantization {quantization!r}; accepted: {QUANTIZATIONS}")
+    if quantization is None:
+        return None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.float32)
+
+
+def pick_device(device: str = "auto") -> str:
+    """'auto' -> cuda, mps or cpu (whichever is there); other values are checked and returned."""
+    import torch
+
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; accepted: {DEVICES}")
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        return "mps" if torch.backends.mps.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use 'auto' or 'cpu'")
+    return device
+
+
+def load_tokenizer(name_or_path: str = SHIPPED_NAME):
+    """The tokenizer of `name_or_path` (same resolution rules as load_model)."""
+    from transformers import AutoTokenizer
+
+    source = resolve_model(name_or_path)
+    try:
+        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+    except OSError as err:
+        raise _not_found(name_or_path, source, err) from err
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(name_or_path: str = SHIPPED_NAME, quantization: str | None = None, device: str = "auto",
+               dtype: str | None = None, task: str = "causal-lm"):
+    """Return (model, tokenizer) for 'tinyworld', a hub id or a local directory (safetensors only)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    tasks = {"causal-lm": AutoModelForCausalLM, "sequence-classification": AutoModelForSequenceClassification}
+    if task not in tasks:
+        raise ValueError(f"unknown task {task!r}; accepted: {', '.join(tasks)}")
+    dtypes = {None: None, "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    if dtype not in dtypes:
+        raise ValueError(f"unknown dtype {dtype!r}; accepted: {list(dtypes)}")
+    quant = _quantization_config(quantization)
+    target = pick_device(device)
+    source = resolve_model(name_or_path)
+    tokenizer = load_tokenizer(name_or_path)
+    kwargs = {"use_safetensors": True, "trust_remote_code": False, "quantization_config": quant}
+    if dtypes[dtype] is not None:
+        kwargs["dtype"] = dtypes[dtype]
+    if quant is not None:
+        kwargs["device_map"] = {"": target}
+    try:
+        model = tasks[task].from_pretrained(source, **kwargs)
+    except OSError as err:
+        raise _not_found(name_or_path, source, err) from err
+    if quant is None:
+        model = model.to(target)
+    model.eval()
+    return model, tokenizer
+
+
+def _not_found(name: str, source: str, err: Exception) -> Exception:
+    """A FileNotFoundError that says what was tried and what is accepted."""
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
+    return FileNotFoundError(
+        f"could not load model {name!r} (tried {source!r}{', offline' if offline else ''}): {err}. "
+        f"Accepted: 'tinyworld' (shipped), a local directory with config.json and *.safetensors, or a hub id "
+        f"that is cached locally or reachable online.")

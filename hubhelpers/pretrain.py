@@ -1,0 +1,184 @@
+"""Pretrain the TinyWorld base model from scratch (`make base-model` = `python -m hubhelpers.pretrain`)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import world as W
+from .evaluation import answer_accuracy, first_token_accuracy
+from .models import ModelConfig, build_model, count_parameters, shipped_model_dir, train_tokenizer
+from .training import TrainConfig, TrainResult, train
+
+GATES = {  # figure: (kind, bound) -- the capability gates the shipped checkpoint must pass
+    "closed_book_train_acc": ("at_least", 0.95),
+    "open_book_heldout_acc": ("at_least", 0.90),
+    "closed_book_heldout_margin": ("at_most", 0.10),
+    "few_shot_gain_8_vs_0": ("at_least", 0.30),
+}
+BASE_COMMAND = "make base-model"
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Everything that defines a pretraining run: world, tokenizer, model shape, data mixture, optimisation."""
+
+    world: W.WorldConfig = W.WorldConfig()
+    vocab_size: int = 1024
+    tokenizer_corpus: int = 20000
+    model: ModelConfig = ModelConfig(hidden_size=128, intermediate_size=512, num_hidden_layers=2,
+                                     num_attention_heads=4)
+    mix: W.Mixture = W.Mixture()
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=12000, batch_size=48, lr=3e-3, warmup_steps=200, eval_every=500, checkpoint_every=250))
+
+
+def build_tokenizer(world: W.World, cfg: PretrainConfig):
+    """Train the BPE tokenizer on a sample of the pretraining stream (held-out people never appear in it)."""
+    texts = [ex.text for ex in W.pretraining_corpus(world, cfg.tokenizer_corpus, seed=12345, mix=cfg.mix)]
+    return train_tokenizer(texts, cfg.vocab_size)
+
+
+def batch_sampler(world: W.World, mix: W.Mixture):
+    """sample_batch(rng, progress, size) for the training loop."""
+    def sample(rng: random.Random, progress: float, size: int) -> list[W.Example]:
+        return [W.pretraining_example(world, rng, progress, mix) for _ in range(size)]
+    return sample
+
+
+def quick_eval(world: W.World, tokenizer, n: int = 64):
+    """A fast in-training probe: first-token accuracy on each capability."""
+    sets = {
+        "closed_train": W.closed_book_questions(world, "train", n, seed=7),
+        "open_1": W.open_book_questions(world, n, 1, seed=7),
+        "open_2": W.open_book_questions(world, n, 2, seed=7),
+        "open_3": W.open_book_questions(world, n, 3, seed=7),
+        "shot_0": W.few_shot_questions(world, 0, n, seed=7),
+        "shot_8": W.few_shot_questions(world, 8, n, seed=7),
+    }
+    return lambda model: {k: round(first_token_accuracy(model, tokenizer, v), 3) for k, v in sets.items()}
+
+
+def capability_figures(model, tokenizer, world: W.World, n: int = 300) -> dict:
+    """Greedy-decoding accuracies behind the gates (fixed evaluation seed 0, n questions each)."""
+    closed_held = W.closed_book_questions(world, "heldout", n)
+    figs = {
+        "closed_book_train_acc": answer_accuracy(model, tokenizer, W.closed_book_questions(world, "train", n))[0],
+        "open_book_heldout_acc": answer_accuracy(model, tokenizer, W.open_book_questions(world, n, (2, 3)))[0],
+        "open_book_heldout_acc_1_passage": answer_accuracy(model, tokenizer, W.open_book_questions(world, n, 1))[0],
+        "open_book_heldout_acc_4_passages": answer_accuracy(model, tokenizer, W.open_book_questions(world, n, 4))[0],
+        "closed_book_heldout_acc": answer_accuracy(model, tokenizer, closed_held)[0],
+        "closed_book_heldout_majority": W.majority_baseline(closed_held),
+        "few_shot_acc_0": answer_accuracy(model, tokenizer, W.few_shot_questions(world, 0, n))[0],
+        "few_shot_acc_8": answer_accuracy(model, tokenizer, W.few_shot_questions(world, 8, n))[0],
+    }
+    figs["closed_book_heldout_margin"] = figs["closed_book_heldout_acc"] - figs["closed_book_heldout_majority"]
+    figs["few_shot_gain_8_vs_0"] = figs["few_shot_acc_8"] - figs["few_shot_acc_0"]
+    return {k: round(v, 4) for k, v in figs.items()}
+
+
+def failed_gates(figures: dict) -> list[str]:
+    """Descriptions of the gates that `figures` fail (empty when all pass)."""
+    out = []
+    for name, (kind, bound) in GATES.items():
+        value = figures[name]
+        if (kind == "at_least" and value < bound) or (kind == "at_most" and value > bound):
+            out.append(f"{name}={value} ({kind.replace('_', ' ')} {bound})")
+    return out
+
+
+def pretrain(cfg: PretrainConfig, checkpoint_dir: str | Path | None = None, progress: bool = True,
+             evaluate: bool = True):
+    """Train tokenizer and model for `cfg`; returns (model, tokenizer, world, TrainResult)."""
+    import torch
+
+    torch.manual_seed(cfg.train.seed)
+    world = W.make_world(cfg.world)
+    tokenizer = build_tokenizer(world, cfg)
+    model = build_model(cfg.model, tokenizer)
+    probe = quick_eval(world, tokenizer) if evaluate else None
+    result = train(model, tokenizer, batch_sampler(world, cfg.mix), cfg.train, probe, checkpoint_dir, progress)
+    return model, tokenizer, world, result
+
+
+def write_model_dir(model, tokenizer, out: Path, card: dict) -> None:
+    """Save model (safetensors), tokenizer and card into `out`, replacing it atomically."""
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    (tmp / "README.md").write_text(render_card(card))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.replace(out)
+
+
+def render_card(card: dict) -> str:
+    """The model card as Markdown."""
+    rows = "\n".join(f"| {k} | {v} | {GATES.get(k, ('', ''))[0].replace('_', ' ')} {GATES.get(k, ('', ''))[1]} |"
+                     for k, v in card["figures"].items())
+    return f"""# TinyWorld base model
+
+A {card['parameters']:,}-parameter Llama-architecture causal LM (`LlamaForCausalLM`) pretrained from scratch on
+TinyWorld (generator `{card['generator_version']}`, fingerprint `{card['world_fingerprint']}`) by the course's
+own code. It knows the facts of the world's training people, has never seen the held-out people, reads answers
+out of a context passage, and picks up a task from a few examples.
+
+- Re-train: `{card['command']}` (seed {card['seed']}, {card['steps']} steps of {card['batch_size']} examples,
+  {card['tokens_seen']:,} tokens, {card['wall_minutes']} minutes on {card['machine']}).
+- Final training loss {card['final_loss']}; model shape `{json.dumps(card['model'])}`.
+- Objective: next-token loss on passages; on answers only for question/answer and few-shot examples, each
+  example weighted equally. Curriculum: one context passage for the first
+  {int(card['mix']['single_passage_until'] * 100)}% of steps, then 1 to {card['mix']['max_passages']}.
+
+| figure (greedy decoding, {card['n_eval']} questions each) | value | gate |
+|---|---|---|
+{rows}
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: pretrain, check the gates, and ship the checkpoint into the package."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=None, help="override the number of training steps")
+    parser.add_argument("--checkpoint-dir", default="build/pretrain/checkpoint")
+    parser.add_argument("--out", default=str(shipped_model_dir()))
+    args = parser.parse_args(argv)
+    cfg = PretrainConfig()
+    if args.steps is not None:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(
+            cfg.train, steps=args.steps, warmup_steps=min(cfg.train.warmup_steps, args.steps)))
+    model, tokenizer, world, result = pretrain(cfg, args.checkpoint_dir)
+    figures = capability_figures(model, tokenizer, world)
+    print(json.dumps(figures, indent=2))
+    card = make_card(cfg, model, result, figures)
+    write_model_dir(model, tokenizer, Path(args.out), card)
+    failures = failed_gates(figures)
+    print("gates:", "all passed" if not failures else "FAILED " + "; ".join(failures))
+
+
+def make_card(cfg: PretrainConfig, model, result: TrainResult, figures: dict) -> dict:
+    """The card's facts: command, seed, budget, wall time, losses, figures and the world fingerprint."""
+    return {
+        "command": BASE_COMMAND, "seed": cfg.train.seed, "steps": cfg.train.steps,
+        "batch_size": cfg.train.batch_size, "tokens_seen": result.tokens_seen,
+        "wall_minutes": round(result.wall_s / 60, 1), "machine": f"{platform.machine()} CPU",
+        "final_loss": round(sum(result.losses[-100:]) / len(result.losses[-100:]), 4),
+        "parameters": count_parameters(model), "model": dataclasses.asdict(cfg.model),
+        "train": dataclasses.asdict(cfg.train), "mix": dataclasses.asdict(cfg.mix),
+        "world": dataclasses.asdict(cfg.world), "generator_version": W.GENERATOR_VERSION,
+        "world_fingerprint": W.fingerprint(cfg.world), "figures": figures, "n_eval": 300,
+        "evals": result.evals, "loss_curve": result.losses[::50], "created": time.strftime("%Y-%m-%d"),
+    }
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""A small, readable causal-LM training loop: cosine schedule with warm-up, clipping, evals, resumable checkpoints."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of a training run."""
+
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 3e-3
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_every: int = 250
+    checkpoint_every: int = 500
+    max_len: int = 384
+    micro_batches: int = 2
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "eval_every", "checkpoint_every", "max_len", "micro_batches"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be an int >= 1, got {value!r}")
+        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
+            raise ValueError(f"TrainConfig.lr must be in (0, 1), got {self.lr!r}")
+        if not isinstance(self.warmup_steps, int) or not 0 <= self.warmup_steps <= self.steps:
+            raise ValueError(f"TrainConfig.warmup_steps must be an int in [0, steps], got {self.warmup_steps!r}")
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: per-step losses, periodic evaluations and totals."""
+
+    history: list[dict] = field(default_factory=list)
+    evals: list[dict] = field(default_factory=list)
+    tokens_seen: int = 0
+    wall_s: float = 0.0
+
+    @property
+    def losses(self) -> list[float]:
+        return [h["loss"] for h in self.history]
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to cfg.lr, then cosine decay to cfg.lr * cfg.min_lr_ratio."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
+
+
+def encode_examples(tokenizer, examples, max_len: int = 384) -> dict:
+    """Tokenise examples as bos+prompt+completion+eos; labels are -100 on bos and the prompt (right-padded)."""
+    import torch
+
+    if not examples:
+        raise ValueError("encode_examples needs at least one example, got none")
+    rows, labels = [], []
+    for ex in examples:
+        p = tokenizer(ex.prompt, add_special_tokens=False)["input_ids"] if ex.prompt else []
+        c = tokenizer(ex.completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        ids = ([tokenizer.bos_token_id] + p + c)[-max_len:]
+        lab = ([IGNORE_INDEX] * (1 + len(p)) + c)[-max_len:]
+        rows.append(ids)
+        labels.append(lab)
+    width = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id
+    return {
+        "input_ids": torch.tensor([r + [pad] * (width - len(r)) for r in rows]),
+        "attention_mask": torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows]),
+        "labels": torch.tensor([lab + [IGNORE_INDEX] * (width - len(lab)) for lab in labels]),
+    }
+
+
+def example_mean_loss(model, batch: dict):
+    """Cross-entropy averaged over each example's scored tokens, then over examples.
+
+    Every example counts equally, so a one-word answer weighs as much as a long passage: the objective
+    is focused on answering, not dominated by the longest texts.
+    """
+    import torch.nn.functional as F
+
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    labels = batch["labels"][:, 1:]
+    mask = labels != IGNORE_INDEX
+    nll = F.cross_entropy(logits.transpose(1, 2), labels.clamp(min=0), reduction="none") * mask
+    return (nll.sum(1) / mask.sum(1).clamp(min=1)).mean()
+
+
+def _split(items: list, parts: int) -> list[list]:
+    """`items` cut into `parts` consecutive, nearly equal, non-empty chunks."""
+    parts = max(1, min(parts, len(items)))
+    size, extra = divmod(len(items), parts)
+    out, start = [], 0
+    for i in range(parts):
+        end = start + size + (i < extra)
+        out.append(items[start:end])
+        start = end
+    return out
+
+
+def make_optimizer(model, cfg: TrainConfig):
+    """AdamW with weight decay on matrices only (not on norms)."""
+    import torch
+
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
+
+
+def train(model, tokenizer, sample_batch: Callable[[random.Random, float, int], list], cfg: TrainConfig,
+          evaluate: Callable | None = None, checkpoint_dir: str | Path | None = None,
+          progress: bool = True, stop_after: int | None = None) -> TrainResult:
+    """Train `model` on batches from sample_batch(rng, progress, batch_size); resumes from checkpoint_dir.
+
+    `stop_after` ends the run early at that step (the schedule still spans cfg.steps), so a long run can be
+    split across sessions and resumed from its checkpoint.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    opt = make_optimizer(model, cfg)
+    result, start = TrainResult(), 0
+    if checkpoint_dir is not None and (Path(checkpoint_dir) / "state.json").is_file():
+        start, result = load_checkpoint(model, opt, checkpoint_dir, cfg)
+    model.train()
+    t0 = time.perf_counter() - result.wall_s
+    end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    bar = tqdm(range(start, end), initial=start, total=cfg.steps, disable=not progress, desc="train")
+    for step in bar:
+        rng = random.Random(f"batch-{cfg.seed}-{step}")
+        examples = sorted(sample_batch(rng, step / cfg.steps, cfg.batch_size), key=lambda ex: len(ex.text))
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        opt.zero_grad(set_to_none=True)
+        loss = 0.0
+        for chunk in _split(examples, cfg.micro_batches):  # similar lengths together: less padding
+            batch = encode_examples(tokenizer, chunk, cfg.max_len)
+            part = example_mean_loss(model, batch) * len(chunk) / len(examples)
+            part.backward()
+            loss += part.item()
+            result.tokens_seen += int(batch["attention_mask"].sum())
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        loss = torch.tensor(loss)
+        result.history.append({"step": step + 1, "loss": round(loss.item(), 5), "lr": lr_at(step, cfg)})
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        if evaluate is not None and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
+            model.eval()
+            with torch.inference_mode():
+                result.evals.append({"step": step + 1, **evaluate(model)})
+            model.train()
+            bar.write(f"step {step + 1}: {result.evals[-1]}")
+        result.wall_s = time.perf_counter() - t0
+        if checkpoint_dir is not None and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == end):
+            save_checkpoint(model, opt, checkpoint_dir, step + 1, result)
+    model.eval()
+    return result
+
+
+def save_checkpoint(model, opt, directory: str | Path, step: int, result: TrainResult) -> None:
+    """Write model and AdamW state as safetensors plus a JSON state, atomically (tmp dir, then rename)."""
+    from safetensors.torch import save_file, save_model
+
+    directory = Path(directory)
+    tmp = directory.with_name(directory.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_model(model, str(tmp / "model.safetensors"))
+    state = opt.state_dict()
+    tensors = {f"{i}.{k}": v.contiguous() for i, s in state["state"].items() for k, v in s.items()}
+    if tensors:
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+    meta = {"step": step, "param_groups": state["param_groups"], "history": result.history,
+            "evals": result.evals, "tokens_seen": result.tokens_seen, "wall_s": result.wall_s}
+    (tmp / "state.json").write_text(json.dumps(meta))
+    old = directory.with_name(directory.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if directory.exists():
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(model, opt, directory: str | Path, cfg: TrainConfig) -> tuple[int, TrainResult]:
+    """Restore model and optimizer from save_checkpoint's files; returns (step, result so far)."""
+    from safetensors.torch import load_file, load_model
+
+    directory = Path(directory)
+    try:
+        meta = json.loads((directory / "state.json").read_text())
+        load_model(model, str(directory / "model.safetensors"))
+    except (OSError, ValueError, RuntimeError) as err:
+        raise ValueError(f"checkpoint at {directory} is corrupted or incompatible ({err}); delete it to restart") \
+            from err
+    if meta["step"] > cfg.steps:
+        raise ValueError(f"checkpoint at {directory} is at step {meta['step']} > cfg.steps={cfg.steps}")
+    flat = load_file(str(directory / "optimizer.safetensors")) if (directory / "optimizer.safetensors").exists() else {}
+    state: dict = {}
+    for key, value in flat.items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = value
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    result = TrainResult(meta["history"], meta["evals"], meta["tokens_seen"], meta["wall_s"])
+    return meta["step"], result
+
+
+def config_dict(cfg) -> dict:
+    """A dataclass config as a plain dict (for cards and logs)."""
+    return asdict(cfg)

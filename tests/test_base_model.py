@@ -1,0 +1,53 @@
+"""The shipped TinyWorld checkpoint: it loads, matches the generator, and passes its capability gates."""
+
+import json
+
+import pytest
+
+from hubhelpers import models as M
+from hubhelpers import pretrain as P
+from hubhelpers import world as W
+
+
+@pytest.fixture(scope="module")
+def card():
+    return json.loads((M.shipped_model_dir() / "card.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return M.load_model("tinyworld", device="cpu")
+
+
+def test_shipped_directory_is_small_and_safetensors_only():
+    files = list(M.shipped_model_dir().iterdir())
+    assert sum(f.stat().st_size for f in files) <= 20 * 2**20
+    assert not [f for f in files if f.suffix in (".bin", ".pt", ".pth", ".pkl")]
+    assert (M.shipped_model_dir() / "model.safetensors").is_file()
+
+
+def test_card_fingerprint_matches_the_generator(card):
+    assert card["generator_version"] == W.GENERATOR_VERSION
+    assert card["world_fingerprint"] == W.fingerprint(W.WorldConfig(**card["world"])), (
+        "the TinyWorld generator changed since the shipped model was trained: run `make base-model`")
+
+
+def test_card_states_budget_and_command(card):
+    assert card["command"] == "make base-model"
+    for key in ("seed", "steps", "tokens_seen", "wall_minutes", "final_loss", "figures"):
+        assert key in card
+    assert card["wall_minutes"] <= 90
+
+
+def test_capability_gates_hold(shipped, card):
+    model, tok = shipped
+    figures = P.capability_figures(model, tok, W.make_world(W.WorldConfig(**card["world"])))
+    assert P.failed_gates(figures) == []
+    assert figures == card["figures"], "the card's figures must be the ones the checkpoint reproduces"
+
+
+def test_gate_checker_can_fail():
+    figures = {"closed_book_train_acc": 0.5, "open_book_heldout_acc": 0.95, "closed_book_heldout_margin": 0.3,
+               "few_shot_gain_8_vs_0": 0.4}
+    failed = P.failed_gates(figures)
+    assert len(failed) == 2 and "closed_book_train_acc=0.5" in failed[0]

@@ -1,0 +1,95 @@
+"""Tokenizer, model construction and the one loader (shipped name, local directories, hub ids offline)."""
+
+import pytest
+import torch
+
+from hubhelpers import models as M
+from hubhelpers import world as W
+
+
+@pytest.fixture(scope="module")
+def tok():
+    world = W.make_world(W.WorldConfig(n_train=20, n_heldout=10))
+    return M.train_tokenizer([ex.text for ex in W.pretraining_corpus(world, 300)], 400)
+
+
+def test_tokenizer_round_trip_and_specials(tok):
+    text = "Bolami lives in Arvel.\nQ: Where does Bolami live?\nA: Arvel"
+    ids = tok(text)["input_ids"]
+    assert ids[0] == tok.bos_token_id
+    assert tok.decode(ids, skip_special_tokens=True) == text
+    assert {tok.pad_token, tok.eos_token, tok.bos_token} == {"<|pad|>", "<|eos|>", "<|bos|>"}
+    assert len(tok) <= 400
+
+
+def test_chat_template_marks_assistant_tokens(tok):
+    messages = [{"role": "user", "content": "Where does Bo live?"}, {"role": "assistant", "content": "Arvel"}]
+    text = tok.apply_chat_template(messages, tokenize=False)
+    assert text.startswith("<|bos|><|user|>\nWhere does Bo live?<|end|>\n<|assistant|>\nArvel<|end|>")
+    out = tok.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    kept = [i for i, m in zip(out["input_ids"], out["assistant_masks"]) if m]
+    assert tok.decode(kept) == "Arvel<|end|>"
+    prompt = tok.apply_chat_template(messages[:1], tokenize=False, add_generation_prompt=True)
+    assert prompt.endswith("<|assistant|>\n")
+
+
+def test_empty_corpus_and_bad_vocab_are_named():
+    with pytest.raises(ValueError, match="empty corpus"):
+        M.train_tokenizer([], 400)
+    with pytest.raises(ValueError, match="vocab_size"):
+        M.train_tokenizer(["a b"], 10)
+
+
+def test_build_model_counts_and_runs(tok):
+    cfg = M.ModelConfig(vocab_size=400, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                        num_attention_heads=2)
+    model = M.build_model(cfg, tok)
+    # embeddings (tied) + per layer: 4 attention projections, 3 MLP matrices, 2 norms; final norm
+    expected = 400 * 32 + (4 * 32 * 32 + 3 * 32 * 64 + 2 * 32) + 32
+    assert M.count_parameters(model) == expected
+    out = model(**tok(["Bo lives in"], return_tensors="pt"))
+    assert out.logits.shape[-1] == 400
+    with pytest.raises(ValueError, match="unknown model preset"):
+        M.preset("huge")
+
+
+def test_load_model_from_local_dir_of_another_architecture(tmp_path, tok):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=1, n_head=2, n_positions=64))
+    model.save_pretrained(tmp_path / "gpt2-tiny", safe_serialization=True)
+    tok.save_pretrained(tmp_path / "gpt2-tiny")
+    loaded, loaded_tok = M.load_model(str(tmp_path / "gpt2-tiny"), device="cpu")
+    assert type(loaded).__name__ == "GPT2LMHeadModel" and not loaded.training
+    ids = loaded_tok("Bo lives", return_tensors="pt")
+    assert torch.allclose(loaded(**ids).logits, model(**ids).logits)
+
+
+def test_pickle_weights_are_refused(tmp_path, tok):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=1, n_head=2, n_positions=64))
+    model.save_pretrained(tmp_path / "m", safe_serialization=False)
+    tok.save_pretrained(tmp_path / "m")
+    if (tmp_path / "m" / "model.safetensors").exists():
+        pytest.skip("this transformers version always writes safetensors")
+    with pytest.raises((FileNotFoundError, OSError)):
+        M.load_model(str(tmp_path / "m"), device="cpu")
+
+
+def test_missing_local_dir_and_unknown_hub_id_offline(tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        M.load_model(str(tmp_path / "nowhere"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(FileNotFoundError, match="Accepted: 'tinyworld'"):
+        M.load_model("no-such-org/no-such-model-xyz")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"quantization": "3bit"}, "quantization"), ({"device": "tpu"}, "device"), ({"dtype": "int3"}, "dtype"),
+    ({"task": "translation"}, "task"), ({"name_or_path": ""}, "model must be"),
+])
+def test_bad_loader_arguments_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        M.load_model(**kwargs)

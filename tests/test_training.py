@@ -1,0 +1,129 @@
+"""The training loop on a tiny config: loss falls, parameters change, schedule, resume, determinism."""
+
+
+import pytest
+import torch
+
+from hubhelpers import models as M
+from hubhelpers import training as T
+from hubhelpers import world as W
+
+TINY = M.ModelConfig(vocab_size=400, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                     num_attention_heads=2, max_position_embeddings=256)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    world = W.make_world(W.WorldConfig(n_train=20, n_heldout=10))
+    tok = M.train_tokenizer([ex.text for ex in W.pretraining_corpus(world, 400)], 400)
+
+    def sample(rng, progress, size):
+        return [W.pretraining_example(world, rng, progress) for _ in range(size)]
+
+    return world, tok, sample
+
+
+def _model(tok, seed=0):
+    torch.manual_seed(seed)
+    return M.build_model(TINY, tok)
+
+
+def test_loss_falls_and_parameters_change(setup):
+    _, tok, sample = setup
+    model = _model(tok)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = T.TrainConfig(steps=40, batch_size=8, lr=3e-3, warmup_steps=5, eval_every=20)
+    result = T.train(model, tok, sample, cfg, evaluate=lambda m: {"ok": 1.0}, progress=False)
+    assert sum(result.losses[-5:]) / 5 < 0.7 * sum(result.losses[:5]) / 5
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
+    assert len(changed) == len(before)
+    assert [e["step"] for e in result.evals] == [20, 40]
+    assert result.tokens_seen > 0
+
+
+def test_lr_schedule_warmup_then_cosine():
+    cfg = T.TrainConfig(steps=100, lr=1e-3, warmup_steps=10, min_lr_ratio=0.1)
+    lrs = [T.lr_at(s, cfg) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert lrs[-1] == pytest.approx(1e-4, rel=0.05)
+
+
+def test_labels_mask_prompt_only(setup):
+    _, tok, _ = setup
+    ex = W.Example("Q: Where does Bo live?\nA:", " Arvel\n", "closed_book")
+    batch = T.encode_examples(tok, [ex, W.Example("", "Bo lives in Arvel.\n", "bio")])
+    scored = batch["labels"][0][batch["labels"][0] != T.IGNORE_INDEX].tolist()
+    assert tok.decode(scored) == " Arvel\n<|eos|>"
+    assert (batch["labels"][1][1:][batch["attention_mask"][1][1:].bool()] != T.IGNORE_INDEX).all()
+
+
+def test_example_mean_loss_weighs_examples_equally(setup):
+    _, tok, _ = setup
+    model = _model(tok)
+    short = W.Example("Q: x\nA:", " Arvel\n", "closed_book")
+    long = W.Example("", "Bo lives in Arvel. " * 10 + "\n", "bio")
+    batch = T.encode_examples(tok, [short, long])
+    with torch.no_grad():
+        both = T.example_mean_loss(model, batch)
+        each = [T.example_mean_loss(model, T.encode_examples(tok, [e])) for e in (short, long)]
+    assert both.item() == pytest.approx((each[0] + each[1]).item() / 2, rel=1e-4)
+
+
+def test_resume_from_checkpoint_equals_uninterrupted_run(setup, tmp_path):
+    _, tok, sample = setup
+    cfg = T.TrainConfig(steps=12, batch_size=4, warmup_steps=2, checkpoint_every=6, eval_every=100)
+    full = _model(tok)
+    T.train(full, tok, sample, cfg, progress=False)
+    half = _model(tok)
+    T.train(half, tok, sample, cfg, checkpoint_dir=tmp_path / "ck", progress=False, stop_after=6)
+    resumed = _model(tok, seed=123)  # different init: everything must come from the checkpoint
+    result = T.train(resumed, tok, sample, cfg, checkpoint_dir=tmp_path / "ck", progress=False)
+    assert len(result.history) == 12
+    for k, v in full.state_dict().items():
+        assert torch.allclose(v, resumed.state_dict()[k], atol=1e-6), k
+
+
+def test_corrupted_checkpoint_is_named(setup, tmp_path):
+    _, tok, sample = setup
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    (ck / "state.json").write_text("{not json")
+    with pytest.raises(ValueError, match="corrupted"):
+        T.train(_model(tok), tok, sample, T.TrainConfig(steps=2, warmup_steps=1), checkpoint_dir=ck,
+                progress=False)
+
+
+def test_same_seed_same_losses(setup):
+    _, tok, sample = setup
+    cfg = T.TrainConfig(steps=5, batch_size=4, warmup_steps=1)
+    a = T.train(_model(tok), tok, sample, cfg, progress=False).losses
+    b = T.train(_model(tok), tok, sample, cfg, progress=False).losses
+    assert a == b
+
+
+def test_hand_written_sgd_step_matches_torch(setup):
+    _, tok, _ = setup
+    batch = T.encode_examples(tok, [W.Example("", "Bo lives in Arvel.\n", "bio")])
+    a, b = _model(tok), _model(tok)
+    T.example_mean_loss(a, batch).backward()
+    with torch.no_grad():
+        for p in a.parameters():
+            p -= 0.1 * p.grad
+    opt = torch.optim.SGD(b.parameters(), lr=0.1)
+    T.example_mean_loss(b, batch).backward()
+    opt.step()
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.allclose(pa, pb, atol=1e-7)
+
+
+@pytest.mark.parametrize("kwargs", [{"steps": 0}, {"lr": 5.0}, {"batch_size": -1}, {"warmup_steps": 10**6}])
+def test_bad_config_is_named(kwargs):
+    name = next(iter(kwargs))
+    with pytest.raises(ValueError, match=name):
+        T.TrainConfig(**kwargs)
+
+
+def test_split_keeps_order_and_sizes():
+    assert T._split(list(range(5)), 2) == [[0, 1, 2], [3, 4]]
+    assert T._split([1], 3) == [[1]]

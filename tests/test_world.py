@@ -1,0 +1,137 @@
+"""TinyWorld: determinism, held-out isolation, and the shape of every generated data set."""
+
+import random
+
+import pytest
+
+from hubhelpers import world as W
+
+
+@pytest.fixture(scope="module")
+def world():
+    return W.make_world()
+
+
+def _training_texts(world, n=4000):
+    """Every text a training or fine-tuning step could see, generated at scale."""
+    texts = [ex.text for ex in W.pretraining_corpus(world, n)]
+    texts += [m["content"] for ex in W.instruction_examples(world, 500) for m in ex["messages"]]
+    texts += [p["prompt"] + p["chosen"] + p["rejected"] for p in W.preference_pairs(world, 500)]
+    texts += [d["text"] + str(d["gold"]) for d in W.extraction_documents(world, 500)]
+    texts += [d["text"] for d in W.classification_texts(world, 500)]
+    texts += [ex.text for dom in W.forgetting_domains(world, 300).values() for ex in dom]
+    return texts
+
+
+def test_same_seed_gives_byte_identical_output(world):
+    again = W.make_world(W.WorldConfig(seed=0))
+    assert again == world
+    a = "".join(ex.text for ex in W.pretraining_corpus(world, 500))
+    b = "".join(ex.text for ex in W.pretraining_corpus(again, 500))
+    assert a.encode() == b.encode()
+    assert W.fingerprint() == W.fingerprint()
+
+
+def test_other_seed_gives_other_world(world):
+    other = W.make_world(W.WorldConfig(seed=1))
+    assert [p.name for p in other.train] != [p.name for p in world.train]
+    assert W.fingerprint(W.WorldConfig(seed=1)) != W.fingerprint()
+
+
+def test_split_sizes_and_unique_names(world):
+    cfg = world.config
+    assert len(world.train) == cfg.n_train and len(world.heldout) == cfg.n_heldout
+    assert len(world.names) == cfg.n_train + cfg.n_heldout
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_heldout_people_appear_in_no_training_text(seed):
+    world = W.make_world(W.WorldConfig(seed=seed))
+    heldout = {p.name for p in world.heldout}
+    texts = _training_texts(world)
+    assert W.leaked_names(texts, heldout) == set()
+    # the check is on whole words: training names do occur, so it is not vacuous
+    assert len(W.leaked_names(texts, {p.name for p in world.train})) == len(world.train)
+
+
+def test_leak_check_is_whole_word():
+    assert W.leaked_names(["Bolamiko lives in Arvel."], {"Bolami"}) == set()
+    assert W.leaked_names(["Bolami lives in Arvel."], {"Bolami"}) == {"Bolami"}
+
+
+def test_reserved_relations_never_in_pretraining(world):
+    text = " ".join(ex.text for ex in W.pretraining_corpus(world, 3000))
+    for rel in W.RESERVED_RELATIONS:
+        for template in W.SENTENCES[rel]:
+            marker = template.split("{n}")[1].split("{")[0].strip()
+            assert marker not in text, (rel, marker)
+
+
+def test_open_book_answer_is_in_context_with_distractors(world):
+    for n in (1, 2, 3):
+        for ex in W.open_book_questions(world, 30, n):
+            context = ex.prompt.split("\nQ:")[0]
+            assert ex.completion.strip() in context
+            assert ex.meta["n_passages"] == n
+            heldout = {p.name for p in world.heldout}
+            assert len(W.leaked_names([context], heldout)) == n
+
+
+def test_closed_book_questions_match_facts(world):
+    people = {p.name: p for p in world.train}
+    for ex in W.closed_book_questions(world, "train", 50):
+        assert ex.completion.strip() == people[ex.meta["name"]][ex.meta["relation"]]
+
+
+def test_few_shot_blocks(world):
+    zero = W.few_shot_questions(world, 0, 5)
+    assert all("->" not in ex.prompt.split("\n")[0][:-3] for ex in zero)
+    eight = W.few_shot_questions(world, 8, 5)
+    assert all(ex.prompt.count("->") == 9 and ex.meta["name"] not in ex.prompt.split("\n")[:-1]
+               for ex in eight)
+
+
+def test_mapping_block_answer_defined_in_context():
+    ex = W.mapping_block(random.Random(0), 6)
+    shots = dict(line.split(" => ") for line in ex.prompt.split("\n")[:-1])
+    assert shots[ex.meta["query"]] == ex.completion.strip()
+
+
+def test_majority_baseline():
+    exs = [W.Example("", f" {v}\n", "closed_book", {"relation": "pet"}) for v in ("cat", "cat", "dog", "owl")]
+    assert W.majority_baseline(exs) == 0.5
+
+
+def test_curriculum_starts_with_one_passage(world):
+    rng = random.Random(0)
+    early = {W.n_passages_for(0.05, rng, W.Mixture()) for _ in range(50)}
+    late = {W.n_passages_for(0.9, rng, W.Mixture()) for _ in range(200)}
+    assert early == {1} and late == {1, 2, 3, 4}
+
+
+def test_later_lesson_data(world):
+    chat = W.instruction_examples(world, 20)
+    assert all([m["role"] for m in ex["messages"]] == ["user", "assistant"] for ex in chat)
+    pairs = W.preference_pairs(world, 20)
+    assert all(p["chosen"] != p["rejected"] for p in pairs)
+    docs = W.extraction_documents(world, 20)
+    assert all(set(d["gold"]) == set(W.EXTRACTION_FIELDS) for d in docs)
+    assert any(v is None for d in docs for v in d["gold"].values())
+    labels = {d["label"] for d in W.classification_texts(world, 100)}
+    assert labels == set(W.TOPICS)
+    dom = W.forgetting_domains(world, 10)
+    assert {ex.meta["relation"] for ex in dom["B"]} == {"fruit"}
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda w: W.make_world(W.WorldConfig(seed=-1)), "seed"),
+    (lambda w: W.make_world(W.WorldConfig(n_train=0)), "n_train"),
+    (lambda w: W.closed_book_questions(w, "test"), "split"),
+    (lambda w: W.few_shot_questions(w, -1), "k"),
+    (lambda w: W.open_book_questions(w, 5, 0), "n_passages"),
+    (lambda w: W.check_relation("height"), "accepted"),
+    (lambda w: W.instruction_examples(w, 0), "n"),
+])
+def test_bad_input_is_named(world, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(world)
