@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import world as W
 from .evaluation import answer_accuracy, first_token_accuracy
-from .models import ModelConfig, build_model, count_parameters, shipped_model_dir, train_tokenizer
+from .models import PRESETS, ModelConfig, build_model, count_parameters, shipped_model_dir, train_tokenizer
 from .training import TrainConfig, TrainResult, train
 
 GATES = {  # figure: (kind, bound) -- the capability gates the shipped checkpoint must pass
@@ -33,8 +33,7 @@ class PretrainConfig:
     world: W.WorldConfig = W.WorldConfig()
     vocab_size: int = 1024
     tokenizer_corpus: int = 20000
-    model: ModelConfig = ModelConfig(hidden_size=128, intermediate_size=512, num_hidden_layers=2,
-                                     num_attention_heads=4)
+    model: ModelConfig = PRESETS["base"]
     mix: W.Mixture = W.Mixture()
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=12000, batch_size=48, lr=3e-3, warmup_steps=200, eval_every=500, checkpoint_every=250))
