@@ -344,17 +344,21 @@ def _split(world: World, split: str) -> tuple[Person, ...]:
 # Data for the later lessons
 # ---------------------------------------------------------------------------------------------------------
 
+# (user template, assistant template) per instruction kind; every kind is checkable by a program, and each states
+# the same fact in its own format, so the format must be read from the instruction.
 INSTRUCTIONS = {
-    "one_word": ("Answer with one word. {q}", "{v}"),
+    "arrow": ("Answer in the form 'name -> answer'. {q}", "{n} -> {v}"),
     "sentence": ("Answer in a full sentence. {q}", "{s}"),
-    "upper": ("Answer in capital letters. {q}", "{V}"),
     "name_first": ("Start your answer with the person's name. {q}", "{n}: {v}"),
+    "topic_first": ("Say what was asked about, then the answer. {q}", "{r}: {v}"),
 }
+TOPIC_WORDS = {"city": "town", "job": "job", "pet": "pet", "colour": "colour", "month": "month",
+               "fruit": "fruit", "instrument": "instrument"}
 
 
 def instruction_examples(world: World, n: int, seed: int = 0, split: str = "train",
                          relations: tuple[str, ...] = PRETRAIN_RELATIONS) -> list[dict]:
-    """Chat examples {'messages': [...], 'instruction', 'relation', 'name'} with checkable instructions."""
+    """Chat examples {'messages': [...], 'instruction', 'relation', 'name', 'value'} with checkable instructions."""
     _check_count("n", n)
     rng = random.Random(f"instruct-{split}-{seed}")
     people = _split(world, split)
@@ -363,10 +367,10 @@ def instruction_examples(world: World, n: int, seed: int = 0, split: str = "trai
         p, r, kind = rng.choice(people), rng.choice(relations), rng.choice(sorted(INSTRUCTIONS))
         user_t, answer_t = INSTRUCTIONS[kind]
         s = SENTENCES[r][0].format(n=p.name, v=p[r], a=_article(p[r]))
-        answer = answer_t.format(v=p[r], V=p[r].upper(), s=s, n=p.name)
+        answer = answer_t.format(v=p[r], s=s, n=p.name, r=TOPIC_WORDS[r])
         user = user_t.format(q=question(p, r, rng))
         out.append({"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}],
-                    "instruction": kind, "relation": r, "name": p.name})
+                    "instruction": kind, "relation": r, "name": p.name, "value": p[r]})
     return out
 
 
@@ -409,25 +413,38 @@ TOPICS = {
     "animals": ("cat", "dog", "owl", "goat", "horse", "rabbit"),
     "weather": ("rain", "snow", "wind", "storm", "sun", "fog"),
 }
+# Every text names a word of the labelled topic ({w}) *and* a word of another topic ({d}); which one the letter is
+# about is said by negation and word order ("about the w, not the d", "not about the d but about the w"), so the
+# words alone do not give the label: a bag of words, or an embedding that mostly averages them, is near 0.5.
 TOPIC_TEMPLATES = (
-    "In {c} everyone talked about the {w}.", "{n} wrote a long letter about the {w}.",
-    "The {w} near {c} surprised {n}.", "Nobody in {c} had seen such a {w} before.",
-    "{n} could not stop thinking about the {w} and the {x}.",
+    "{n} wrote about the {w}, not the {d}.",
+    "{n} wrote not about the {d} but about the {w}.",
+    "The {w}, not the {d}, was the subject of {n}'s letter.",
+    "{n}'s letter from {c} was never about the {d}; it was about the {w}.",
+    "It was the {w} that {n} wrote about, not the {d}.",
+    "{n} meant to write about the {d} but wrote about the {w} instead.",
+    "Forget the {d}: the letter {n} sent from {c} was about the {w}.",
+    "Not the {d} but the {w} filled the letter {n} wrote in {c}.",
 )
 
 
 def classification_texts(world: World, n: int, seed: int = 0, split: str = "train") -> list[dict]:
-    """Labelled texts {'text', 'label'} over four topics (food, travel, animals, weather)."""
+    """Labelled texts {'text', 'label'} over four topics (food, travel, animals, weather).
+
+    The label is the topic the letter is about; each text also names a word of a distractor topic that the
+    letter is explicitly *not* about, so the label depends on negation and word order, not on keywords.
+    """
     _check_count("n", n)
     rng = random.Random(f"classify-{split}-{seed}")
     labels = sorted(TOPICS)
     out = []
     for _ in range(n):
         label = rng.choice(labels)
-        w, x = rng.sample(TOPICS[label], 2)
-        text = rng.choice(TOPIC_TEMPLATES).format(w=w, x=x, n=rng.choice(_split(world, split)).name,
+        other = rng.choice([t for t in labels if t != label])
+        text = rng.choice(TOPIC_TEMPLATES).format(w=rng.choice(TOPICS[label]), d=rng.choice(TOPICS[other]),
+                                                  n=rng.choice(_split(world, split)).name,
                                                   c=rng.choice(VALUES["city"]))
-        out.append({"text": text, "label": label})
+        out.append({"text": text, "label": label, "distractor": other})
     return out
 
 

@@ -1,0 +1,183 @@
+"""Fine-tuning helpers for notebooks 05-06 and the SFT script: chat data, TRL's SFTTrainer, instruction scoring.
+
+The instruction data come from ``hubhelpers.world.instruction_examples``: a user asks a question about a TinyWorld
+person with a *checkable* instruction (one word, a full sentence, capital letters, name first); the assistant turn
+is the gold answer. ``follows_instruction`` checks a response against both the instruction and the fact.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from hubhelpers import world as W
+from hubhelpers.evaluation import _batches, normalise
+
+END_OF_TURN = "<|end|>"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------------------
+
+def _key(example: dict) -> tuple[str, str, str]:
+    """What makes two instruction examples 'the same question': person, relation and instruction."""
+    return example["name"], example["relation"], example["instruction"]
+
+
+def instruction_splits(world: W.World, n_train: int, n_test: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """Training and test instruction examples; no (person, relation, instruction) of the test set is trained on."""
+    train = W.instruction_examples(world, n_train, seed=seed)
+    seen = {_key(ex) for ex in train}
+    test, seen_test, draw = [], set(), 0
+    while len(test) < n_test:
+        draw += 1
+        if draw > 50:
+            raise ValueError(f"cannot find {n_test} test instructions unseen in {n_train} training ones; "
+                             "lower n_train or n_test")
+        for ex in W.instruction_examples(world, 4 * n_test, seed=seed + 1000 * draw):
+            if _key(ex) not in seen and _key(ex) not in seen_test and len(test) < n_test:
+                test.append(ex)
+                seen_test.add(_key(ex))
+    return train, test
+
+
+def chat_dataset(examples: Sequence[dict], assistant: bool = True):
+    """A ``datasets.Dataset`` with one 'messages' column (the conversational format TRL expects)."""
+    from datasets import Dataset
+
+    if not examples:
+        raise ValueError("chat_dataset needs at least one example, got none")
+    rows = [ex["messages"] if assistant else [m for m in ex["messages"] if m["role"] != "assistant"]
+            for ex in examples]
+    return Dataset.from_dict({"messages": rows})
+
+
+def chat_prompt(tokenizer, example: dict) -> str:
+    """The example's conversation up to (and including) the assistant header: what the model continues."""
+    messages = [m for m in example["messages"] if m["role"] != "assistant"]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def assistant_token_mask(tokenizer, example: dict) -> list[tuple[str, bool]]:
+    """(token, is trained on) for every token of the rendered conversation with assistant-only loss."""
+    out = tokenizer.apply_chat_template(example["messages"], tokenize=True, return_dict=True,
+                                        return_assistant_tokens_mask=True)
+    return [(tokenizer.decode([i]), bool(m)) for i, m in zip(out["input_ids"], out["assistant_masks"])]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Generation and scoring
+# ---------------------------------------------------------------------------------------------------------
+
+def stop_token_ids(tokenizer) -> list[int]:
+    """Token ids that end an assistant turn: the chat template's end-of-turn marker (when known) and eos."""
+    ids = [tokenizer.eos_token_id]
+    end = tokenizer.convert_tokens_to_ids(END_OF_TURN)
+    if isinstance(end, int) and end != tokenizer.unk_token_id and end not in ids:
+        ids.insert(0, end)
+    return [i for i in ids if i is not None]
+
+
+def chat_responses(model, tokenizer, examples: Sequence[dict], max_new_tokens: int = 16,
+                   batch_size: int = 64) -> list[str]:
+    """Greedy assistant replies to each example's user turn (batched, left-padded, first line only)."""
+    import torch
+
+    if not examples:
+        raise ValueError("chat_responses needs at least one example, got none")
+    prompts = [chat_prompt(tokenizer, ex) for ex in examples]
+    out: list[str] = []
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    was_training = model.training
+    model.eval()
+    try:
+        for chunk in _batches(prompts, batch_size):
+            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            with torch.inference_mode():
+                gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                     pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(tokenizer))
+            texts = tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            out.extend(t.strip().split("\n")[0].strip() for t in texts)
+    finally:
+        tokenizer.padding_side = side
+        model.train(was_training)
+    return out
+
+
+def follows_instruction(example: dict, response: str) -> bool:
+    """True when `response` obeys the example's instruction and states the right fact (example['value']).
+
+    sentence: ends with '.', at least 3 words, starts with the person's name and contains the value;
+    arrow: '<name> -> <value>'; name_first: '<name>: <value>'; topic_first: '<topic word>: <value>' (the topic
+    words are world.TOPIC_WORDS).
+    """
+    kind = example["instruction"]
+    if kind not in W.INSTRUCTIONS:
+        raise ValueError(f"unknown instruction {kind!r}; accepted: {', '.join(sorted(W.INSTRUCTIONS))}")
+    value, text = example["value"], response.strip()
+    words = [w.lower() for w in re.findall(r"[A-Za-z']+", text)]
+    if kind == "arrow":
+        return normalise(text) == f"{example['name']} -> {value}".lower()
+    if kind == "sentence":
+        return (text.endswith(".") and len(words) >= 3 and re.match(rf"{example['name']}\b", text) is not None
+                and value.lower() in words)
+    head = example["name"] if kind == "name_first" else W.TOPIC_WORDS[example["relation"]]
+    return normalise(text) == f"{head}: {value}".lower()
+
+
+def instruction_accuracy(model, tokenizer, examples: Sequence[dict], max_new_tokens: int = 16,
+                         batch_size: int = 64) -> tuple[float, dict[str, float], list[str]]:
+    """(overall accuracy, accuracy per instruction kind, responses) of greedy replies on `examples`."""
+    responses = chat_responses(model, tokenizer, examples, max_new_tokens, batch_size)
+    hits = [follows_instruction(ex, r) for ex, r in zip(examples, responses)]
+    per_kind: dict[str, list[bool]] = {}
+    for ex, hit in zip(examples, hits):
+        per_kind.setdefault(ex["instruction"], []).append(hit)
+    by_kind = {k: sum(v) / len(v) for k, v in sorted(per_kind.items())}
+    return sum(hits) / len(hits), by_kind, responses
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Supervised fine-tuning with TRL
+# ---------------------------------------------------------------------------------------------------------
+
+def sft_config(output_dir: str | Path, steps: int = 200, lr: float = 1e-3, batch_size: int = 16,
+               assistant_only: bool = True, seed: int = 0, **overrides):
+    """An ``SFTConfig`` for small CPU runs: fp32, no checkpointing, no saving, no external loggers."""
+    from trl import SFTConfig
+
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if not (isinstance(lr, (int, float)) and 0 < lr < 1):
+        raise ValueError(f"lr must be in (0, 1), got {lr!r}")
+    settings = {
+        "output_dir": str(output_dir), "max_steps": steps, "learning_rate": lr,
+        "per_device_train_batch_size": batch_size, "assistant_only_loss": assistant_only, "max_length": 256,
+        "lr_scheduler_type": "cosine", "warmup_steps": steps // 10, "weight_decay": 0.0,
+        "logging_steps": max(1, steps // 20), "save_strategy": "no", "report_to": "none", "bf16": False,
+        "fp16": False, "gradient_checkpointing": False, "seed": seed, "data_seed": seed, "disable_tqdm": False,
+        "dataloader_num_workers": 0,
+    }
+    settings.update(overrides)
+    return SFTConfig(**settings)
+
+
+def sft_train(model, tokenizer, examples: Sequence[dict], config):
+    """Fine-tune `model` in place with TRL's SFTTrainer on chat `examples`; returns the trainer (log in .state)."""
+    from trl import SFTTrainer
+
+    trainer = SFTTrainer(model=model, args=config, train_dataset=chat_dataset(examples), processing_class=tokenizer)
+    trainer.train()
+    model.eval()
+    return trainer
+
+
+def logged_losses(trainer) -> tuple[list[int], list[float]]:
+    """(steps, training losses) the trainer logged."""
+    rows = [r for r in trainer.state.log_history if "loss" in r]
+    return [r["step"] for r in rows], [r["loss"] for r in rows]
