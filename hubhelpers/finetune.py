@@ -161,7 +161,7 @@ def sft_config(output_dir: str | Path, steps: int = 200, lr: float = 1e-3, batch
         "lr_scheduler_type": "cosine", "warmup_steps": steps // 10, "weight_decay": 0.0,
         "logging_steps": max(1, steps // 20), "save_strategy": "no", "report_to": "none", "bf16": False,
         "fp16": False, "gradient_checkpointing": False, "seed": seed, "data_seed": seed, "disable_tqdm": False,
-        "dataloader_num_workers": 0,
+        "dataloader_num_workers": 0, "dataloader_pin_memory": False,
     }
     settings.update(overrides)
     return SFTConfig(**settings)

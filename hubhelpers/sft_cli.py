@@ -1,8 +1,12 @@
 """Instruction fine-tuning (notebook 06) as a command-line script that runs unchanged under `accelerate launch`.
 
-    python -m hubhelpers.sft_cli --model tinyworld --output_dir build/sft            # one process
-    accelerate launch --cpu --num_processes 2 -m hubhelpers.sft_cli --steps 100      # data parallel on CPU
-    accelerate launch --num_processes 8 -m hubhelpers.sft_cli --model HuggingFaceTB/SmolLM2-135M  # 8 GPUs
+    python -m hubhelpers.sft_cli --model tinyworld --output_dir build/sft                  # one process
+    accelerate launch --multi_gpu --num_processes 8 -m hubhelpers.sft_cli --model HuggingFaceTB/SmolLM2-135M
+    accelerate launch --multi_gpu --num_processes 2 -m hubhelpers.sft_cli --cpu true      # 2 processes on a CPU
+
+The last line is the multi-GPU path (torchrun starts the processes, DDP averages the gradients) with the gloo
+backend on CPU; it is what the tests run. (`accelerate launch --cpu --num_processes 2` starts a single process in
+accelerate 1.x unless MPI is set up with --mpirun_hostfile.) On a machine without a GPU, --cpu is implied.
 
 Each process loads the model, TRL's SFTTrainer wraps it for data parallelism (DDP), every process trains on its
 own shard of each batch and the gradients are averaged, so all copies stay identical. At the end every process
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +37,7 @@ class SFTScriptArguments:
     n_eval: int = field(default=200, metadata={"help": "held-out instructions scored at the end (0: skip)"})
     assistant_only: bool = field(default=True, metadata={"help": "loss on the assistant's tokens only"})
     seed: int = field(default=0, metadata={"help": "seed of data, initialisation and shuffling"})
+    cpu: bool = field(default=False, metadata={"help": "train on CPU (gloo) even if a GPU is there"})
     save_model: bool = field(default=True, metadata={"help": "save the fine-tuned model to output_dir/model"})
 
     def __post_init__(self):
@@ -67,7 +73,7 @@ def weights_checksum(model) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the fine-tuning; returns the summary (written to output_dir/summary.json by the main process)."""
-    from accelerate import PartialState
+    import torch
     from accelerate.utils import gather_object
 
     from hubhelpers import finetune as F
@@ -76,25 +82,26 @@ def main(argv: list[str] | None = None) -> dict:
     from hubhelpers.runtime import seed_everything
 
     args = parse_args(argv)
-    state = PartialState()
     seed_everything(args.seed)
     model, tokenizer = load_model(args.model, device="cpu")  # the Trainer moves it to this process's device
     world = W.make_world()
     train, test = F.instruction_splits(world, args.n_train, max(1, args.n_eval), seed=args.seed)
     before = weights_checksum(model)
+    use_cpu = args.cpu or not torch.cuda.is_available()  # without it, processes on a CPU would not synchronise
     config = F.sft_config(args.output_dir, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
-                          assistant_only=args.assistant_only, seed=args.seed,
-                          disable_tqdm=not state.is_main_process, ddp_find_unused_parameters=False)
+                          assistant_only=args.assistant_only, seed=args.seed, use_cpu=use_cpu,
+                          disable_tqdm=int(os.environ.get("RANK", "0")) != 0, ddp_find_unused_parameters=False)
     trainer = F.sft_train(model, tokenizer, train, config)
-    model = trainer.accelerator.unwrap_model(trainer.model)
+    state = trainer.accelerator
+    model = state.unwrap_model(trainer.model)
     steps, losses = F.logged_losses(trainer)
     reports = gather_object([{"rank": state.process_index, "before": before, "after": weights_checksum(model),
                               "global_step": trainer.state.global_step}])
     summary = {
-        "args": asdict(args), "world_size": state.num_processes, "global_step": trainer.state.global_step,
-        "examples_per_step": args.batch_size * state.num_processes, "logged_steps": steps, "losses": losses,
-        "processes": reports, "agreed": len({r["after"] for r in reports}) == 1,
-        "changed": all(r["before"] != r["after"] for r in reports),
+        "args": asdict(args), "world_size": state.num_processes, "distributed_type": str(state.distributed_type),
+        "global_step": trainer.state.global_step, "examples_per_step": args.batch_size * state.num_processes,
+        "logged_steps": steps, "losses": losses, "processes": reports,
+        "agreed": len({r["after"] for r in reports}) == 1, "changed": all(r["before"] != r["after"] for r in reports),
     }
     if state.is_main_process:
         if args.n_eval:

@@ -1,0 +1,26 @@
+"""Shared fixtures: a tiny random causal LM with the course's tokenizer and chat template, saved as a model dir."""
+
+import pytest
+
+TINY_CHAT = {"vocab_size": 400, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+             "num_attention_heads": 2, "max_position_embeddings": 256}
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_model_dir(tmp_path_factory):
+    """A directory holding a tiny LlamaForCausalLM + BPE tokenizer (chat template included), like tinyworld."""
+    import torch
+
+    from hubhelpers import models as M
+    from hubhelpers import world as W
+
+    world = W.make_world()
+    texts = [ex.text for ex in W.pretraining_corpus(world, 300)]
+    texts += [m["content"] for ex in W.instruction_examples(world, 200) for m in ex["messages"]]
+    tok = M.train_tokenizer(texts, TINY_CHAT["vocab_size"])
+    torch.manual_seed(0)
+    model = M.build_model(M.ModelConfig(**TINY_CHAT), tok)
+    path = tmp_path_factory.mktemp("tiny_chat")
+    model.save_pretrained(path, safe_serialization=True)
+    tok.save_pretrained(path)
+    return path

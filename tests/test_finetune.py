@@ -1,0 +1,94 @@
+"""Fine-tuning helpers: instruction splits and scoring, chat rendering and masking, TRL SFT on a tiny model."""
+
+import pytest
+
+from hubhelpers import finetune as F
+from hubhelpers import world as W
+from hubhelpers.models import load_model
+
+
+@pytest.fixture(scope="module")
+def world():
+    return W.make_world()
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_chat_model_dir):
+    return load_model(str(tiny_chat_model_dir), device="cpu")
+
+
+def test_splits_never_test_a_trained_question(world):
+    train, test = F.instruction_splits(world, 300, 80, seed=3)
+    assert len(train) == 300 and len(test) == 80
+    keys = {(ex["name"], ex["relation"], ex["instruction"]) for ex in train}
+    test_keys = [(ex["name"], ex["relation"], ex["instruction"]) for ex in test]
+    assert not keys & set(test_keys)
+    assert len(set(test_keys)) == len(test_keys)
+    assert {ex["instruction"] for ex in test} == set(W.INSTRUCTIONS)
+
+
+def test_gold_answers_follow_their_instruction(world):
+    for ex in W.instruction_examples(world, 200, seed=1):
+        assert F.follows_instruction(ex, ex["messages"][-1]["content"]), ex
+
+
+@pytest.mark.parametrize("kind, bad", [
+    ("arrow", "{n}: {v}"), ("arrow", "{n} -> wrong"), ("name_first", "{v}"), ("name_first", "{n} -> {v}"),
+    ("topic_first", "{n}: {v}"), ("sentence", "{n} {v}"), ("sentence", "Someone else has {v}."), ("sentence", ""),
+])
+def test_wrong_format_or_fact_fails(world, kind, bad):
+    ex = next(e for e in W.instruction_examples(world, 100, seed=2) if e["instruction"] == kind)
+    assert not F.follows_instruction(ex, bad.format(n=ex["name"], v=ex["value"]))
+
+
+def test_unknown_instruction_is_named(world):
+    ex = dict(W.instruction_examples(world, 1)[0], instruction="shout")
+    with pytest.raises(ValueError, match="shout.*accepted"):
+        F.follows_instruction(ex, "x")
+
+
+def test_chat_rendering_and_assistant_mask(tiny, world):
+    _, tok = tiny
+    ex = W.instruction_examples(world, 1)[0]
+    prompt = F.chat_prompt(tok, ex)
+    assert prompt.endswith("<|assistant|>\n") and ex["messages"][-1]["content"] not in prompt
+    table = F.assistant_token_mask(tok, ex)
+    trained = "".join(t for t, m in table if m)
+    assert trained == ex["messages"][-1]["content"] + F.END_OF_TURN
+    assert "".join(t for t, _ in table).startswith(prompt)
+    assert tok.convert_tokens_to_ids(F.END_OF_TURN) in F.stop_token_ids(tok)
+
+
+def test_chat_dataset_has_messages_only(world):
+    data = F.chat_dataset(W.instruction_examples(world, 5))
+    assert data.column_names == ["messages"] and len(data) == 5
+    with pytest.raises(ValueError, match="at least one"):
+        F.chat_dataset([])
+
+
+def test_sft_config_rejects_bad_values(tmp_path):
+    with pytest.raises(ValueError, match="steps"):
+        F.sft_config(tmp_path, steps=0)
+    with pytest.raises(ValueError, match="lr"):
+        F.sft_config(tmp_path, lr=2.0)
+    cfg = F.sft_config(tmp_path, steps=5, assistant_only=False)
+    assert cfg.max_steps == 5 and not cfg.assistant_only_loss and not cfg.bf16
+
+
+@pytest.mark.parametrize("assistant_only", [True, False])
+def test_sft_trains_a_tiny_model(tiny_chat_model_dir, world, tmp_path, assistant_only):
+    model, tok = load_model(str(tiny_chat_model_dir), device="cpu")
+    train, test = F.instruction_splits(world, 64, 8)
+    before = [p.detach().clone() for p in model.parameters()]
+    cfg = F.sft_config(tmp_path, steps=12, lr=1e-2, batch_size=8, assistant_only=assistant_only,
+                       logging_steps=1, disable_tqdm=True)
+    trainer = F.sft_train(model, tok, train, cfg)
+    steps, losses = F.logged_losses(trainer)
+    assert steps[-1] == 12 and losses[-1] < losses[0]
+    assert any(not (a == b).all() for a, b in zip(before, model.parameters()))
+    row = trainer.train_dataset[0]  # TRL folds the assistant mask into the labels (-100 = not trained on)
+    n_trained = sum(label != -100 for label in row["labels"])
+    n_assistant = sum(m for _, m in F.assistant_token_mask(tok, {"messages": row["messages"]}))
+    assert n_trained == (n_assistant if assistant_only else len(row["input_ids"]))
+    acc, by_kind, responses = F.instruction_accuracy(model, tok, test, max_new_tokens=4)
+    assert 0 <= acc <= 1 and len(responses) == len(test) and set(by_kind) <= set(W.INSTRUCTIONS)
