@@ -40,8 +40,13 @@ class PretrainConfig:
 
 
 def build_tokenizer(world: W.World, cfg: PretrainConfig):
-    """Train the BPE tokenizer on a sample of the pretraining stream (held-out people never appear in it)."""
-    texts = [ex.text for ex in W.pretraining_corpus(world, cfg.tokenizer_corpus, seed=12345, mix=cfg.mix)]
+    """Train the BPE tokenizer on a sample of the pretraining stream (held-out people never appear in it).
+
+    The sample is drawn from the early-phase mixture (no reading focus), so the tokenizer does not depend on
+    when the focus phase starts.
+    """
+    mix = dataclasses.replace(cfg.mix, focus_after=1.0)
+    texts = [ex.text for ex in W.pretraining_corpus(world, cfg.tokenizer_corpus, seed=12345, mix=mix)]
     return train_tokenizer(texts, cfg.vocab_size)
 
 
@@ -136,7 +141,9 @@ out of a context passage, and picks up a task from a few examples.
 - Final training loss {card['final_loss']}; model shape `{json.dumps(card['model'])}`.
 - Objective: next-token loss on passages; on answers only for question/answer and few-shot examples, each
   example weighted equally. Curriculum: one context passage for the first
-  {int(card['mix']['single_passage_until'] * 100)}% of steps, then 1 to {card['mix']['max_passages']}.
+  {int(card['mix']['single_passage_until'] * 100)}% of steps, then 1 to {card['mix']['max_passages']}; from
+  {int(card['mix']['focus_after'] * 100)}% of steps on, open-book reading is {card['mix']['focus_open_book']:.0%}
+  of the examples (from {card['mix']['open_book']:.0%}).
 
 | figure (greedy decoding, {card['n_eval']} questions each) | value | gate |
 |---|---|---|

@@ -244,6 +244,16 @@ class Mixture:
     mapping: float = 0.08
     single_passage_until: float = 0.2  # fraction of training with one passage only
     max_passages: int = 4
+    focus_after: float = 0.45  # from this fraction of training on, reading from context gets more weight
+    focus_open_book: float = 0.6  # the open-book weight then (the other kinds shrink in proportion)
+
+    def weights(self, kinds: tuple[str, ...], progress: float) -> list[float]:
+        """Sampling weights of `kinds` at this point of training."""
+        base = [getattr(self, k) for k in kinds]
+        if progress < self.focus_after:
+            return base
+        rest = (1 - self.focus_open_book) / (sum(base) - self.open_book)
+        return [self.focus_open_book if k == "open_book" else w * rest for k, w in zip(kinds, base)]
 
 
 def n_passages_for(progress: float, rng: random.Random, mix: Mixture) -> int:
@@ -257,7 +267,7 @@ def pretraining_example(world: World, rng: random.Random, progress: float = 1.0,
                         mix: Mixture = Mixture()) -> Example:
     """Draw one pretraining example; only training people and fresh names ever appear."""
     kinds = ("bio", "fresh_bio", "closed_book", "open_book", "few_shot", "mapping")
-    kind = rng.choices(kinds, weights=[getattr(mix, k) for k in kinds])[0]
+    kind = rng.choices(kinds, weights=mix.weights(kinds, progress))[0]
     if kind == "bio":
         return Example("", bio(rng.choice(world.train), rng) + "\n", "bio")
     if kind == "fresh_bio":

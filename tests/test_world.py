@@ -109,6 +109,15 @@ def test_curriculum_starts_with_one_passage(world):
     assert early == {1} and late == {1, 2, 3, 4}
 
 
+def test_mixture_weights_shift_towards_reading():
+    mix = W.Mixture()
+    kinds = ("bio", "fresh_bio", "closed_book", "open_book", "few_shot", "mapping")
+    early, late = mix.weights(kinds, 0.1), mix.weights(kinds, 0.9)
+    assert sum(early) == pytest.approx(1) and sum(late) == pytest.approx(1)
+    assert early[3] == mix.open_book and late[3] == mix.focus_open_book
+    assert late[0] / late[2] == pytest.approx(early[0] / early[2])
+
+
 def test_later_lesson_data(world):
     chat = W.instruction_examples(world, 20)
     assert all([m["role"] for m in ex["messages"]] == ["user", "assistant"] for ex in chat)
