@@ -88,14 +88,17 @@ def capability_figures(model, tokenizer, world: W.World, n: int = 300) -> dict:
     return {k: round(v, 4) for k, v in figs.items()}
 
 
+def gate_failure(name: str, value: float) -> str | None:
+    """A description of how `value` fails gate `name`, or None when it passes."""
+    kind, bound = GATES[name]
+    if (kind == "at_least" and value < bound) or (kind == "at_most" and value > bound):
+        return f"{name}={value} ({kind.replace('_', ' ')} {bound})"
+    return None
+
+
 def failed_gates(figures: dict) -> list[str]:
     """Descriptions of the gates that `figures` fail (empty when all pass)."""
-    out = []
-    for name, (kind, bound) in GATES.items():
-        value = figures[name]
-        if (kind == "at_least" and value < bound) or (kind == "at_most" and value > bound):
-            out.append(f"{name}={value} ({kind.replace('_', ' ')} {bound})")
-    return out
+    return [msg for name in GATES if (msg := gate_failure(name, figures[name])) is not None]
 
 
 def pretrain(cfg: PretrainConfig, checkpoint_dir: str | Path | None = None, progress: bool = True,

@@ -171,12 +171,13 @@ def train(model, tokenizer, sample_batch: Callable[[random.Random, float, int], 
             bar.write(f"step {step + 1}: {result.evals[-1]}")
         result.wall_s = time.perf_counter() - t0
         if checkpoint_dir is not None and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == end):
-            save_checkpoint(model, opt, checkpoint_dir, step + 1, result)
+            save_checkpoint(model, opt, checkpoint_dir, step + 1, result, cfg)
     model.eval()
     return result
 
 
-def save_checkpoint(model, opt, directory: str | Path, step: int, result: TrainResult) -> None:
+def save_checkpoint(model, opt, directory: str | Path, step: int, result: TrainResult,
+                    cfg: TrainConfig | None = None) -> None:
     """Write model and AdamW state as safetensors plus a JSON state, atomically (tmp dir, then rename)."""
     from safetensors.torch import save_file, save_model
 
@@ -189,7 +190,8 @@ def save_checkpoint(model, opt, directory: str | Path, step: int, result: TrainR
     tensors = {f"{i}.{k}": v.contiguous() for i, s in state["state"].items() for k, v in s.items()}
     if tensors:
         save_file(tensors, str(tmp / "optimizer.safetensors"))
-    meta = {"step": step, "param_groups": state["param_groups"], "history": result.history,
+    meta = {"step": step, "config": asdict(cfg) if cfg else None, "param_groups": state["param_groups"],
+            "history": result.history,
             "evals": result.evals, "tokens_seen": result.tokens_seen, "wall_s": result.wall_s}
     (tmp / "state.json").write_text(json.dumps(meta))
     old = directory.with_name(directory.name + ".old")
@@ -211,6 +213,9 @@ def load_checkpoint(model, opt, directory: str | Path, cfg: TrainConfig) -> tupl
     except (OSError, ValueError, RuntimeError) as err:
         raise ValueError(f"checkpoint at {directory} is corrupted or incompatible ({err}); delete it to restart") \
             from err
+    if meta.get("config") not in (None, asdict(cfg)):
+        raise ValueError(f"checkpoint at {directory} was written by another TrainConfig ({meta['config']}); "
+                         f"delete it to restart, or resume with the same config")
     if meta["step"] > cfg.steps:
         raise ValueError(f"checkpoint at {directory} is at step {meta['step']} > cfg.steps={cfg.steps}")
     flat = load_file(str(directory / "optimizer.safetensors")) if (directory / "optimizer.safetensors").exists() else {}

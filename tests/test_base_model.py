@@ -39,11 +39,25 @@ def test_card_states_budget_and_command(card):
     assert card["wall_minutes"] <= 90
 
 
-def test_capability_gates_hold(shipped, card):
+@pytest.fixture(scope="module")
+def figures(shipped, card):
     model, tok = shipped
-    figures = P.capability_figures(model, tok, W.make_world(W.WorldConfig(**card["world"])))
-    assert P.failed_gates(figures) == []
+    return P.capability_figures(model, tok, W.make_world(W.WorldConfig(**card["world"])))
+
+
+def test_card_figures_are_reproduced(figures, card):
     assert figures == card["figures"], "the card's figures must be the ones the checkpoint reproduces"
+
+
+# Gates the shipped checkpoint does not meet yet, with the measured value (the issue stays open for them).
+KNOWN_SHORT: dict[str, str] = {}
+
+
+@pytest.mark.parametrize("gate", list(P.GATES))
+def test_capability_gate(gate, figures, request):
+    if gate in KNOWN_SHORT:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=KNOWN_SHORT[gate]))
+    assert P.gate_failure(gate, figures[gate]) is None
 
 
 def test_gate_checker_can_fail():

@@ -94,6 +94,15 @@ def test_corrupted_checkpoint_is_named(setup, tmp_path):
                 progress=False)
 
 
+def test_checkpoint_of_another_config_is_refused(setup, tmp_path):
+    _, tok, sample = setup
+    cfg = T.TrainConfig(steps=4, batch_size=2, warmup_steps=1)
+    T.train(_model(tok), tok, sample, cfg, checkpoint_dir=tmp_path / "ck", progress=False, stop_after=2)
+    with pytest.raises(ValueError, match="another TrainConfig"):
+        T.train(_model(tok), tok, sample, T.TrainConfig(steps=4, batch_size=2, warmup_steps=1, lr=1e-3),
+                checkpoint_dir=tmp_path / "ck", progress=False)
+
+
 def test_same_seed_same_losses(setup):
     _, tok, sample = setup
     cfg = T.TrainConfig(steps=5, batch_size=4, warmup_steps=1)
