@@ -136,8 +136,9 @@ def render_card(card: dict) -> str:
 
 A {card['parameters']:,}-parameter Llama-architecture causal LM (`LlamaForCausalLM`) pretrained from scratch on
 TinyWorld (generator `{card['generator_version']}`, fingerprint `{card['world_fingerprint']}`) by the course's
-own code. It knows the facts of the world's training people, has never seen the held-out people, reads answers
-out of a context passage, and picks up a task from a few examples.
+own code. It knows the facts of the world's training people, has never seen the held-out people, and picks up
+a task from a few examples. It reads an answer out of a single context passage; with several passages (where
+the person's name must be matched) it is far weaker: see `open_book_heldout_acc` below.
 
 - Re-train: `{card['command']}` (seed {card['seed']}, {card['steps']} steps of {card['batch_size']} examples,
   {card['tokens_seen']:,} tokens, {card['wall_minutes']} minutes on {card['machine']}).

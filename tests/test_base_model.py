@@ -50,7 +50,10 @@ def test_card_figures_are_reproduced(figures, card):
 
 
 # Gates the shipped checkpoint does not meet yet, with the measured value (the issue stays open for them).
-KNOWN_SHORT: dict[str, str] = {}
+KNOWN_SHORT: dict[str, str] = {
+    "open_book_heldout_acc": "reading from a 2-3 passage context (name must be matched) is at 0.52 after 12,000 steps; "
+                             "one passage is at 1.00 (issue 3 stays open for this gate)",
+}
 
 
 @pytest.mark.parametrize("gate", list(P.GATES))
