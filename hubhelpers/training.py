@@ -153,7 +153,7 @@ def train(model, tokenizer, sample_batch: Callable[[random.Random, float, int], 
         opt.zero_grad(set_to_none=True)
         loss = 0.0
         for chunk in _split(examples, cfg.micro_batches):  # similar lengths together: less padding
-            batch = encode_examples(tokenizer, chunk, cfg.max_len)
+            batch = {k: v.to(model.device) for k, v in encode_examples(tokenizer, chunk, cfg.max_len).items()}
             part = example_mean_loss(model, batch) * len(chunk) / len(examples)
             part.backward()
             loss += part.item()
