@@ -18,18 +18,13 @@ def greedy_answers(model, tokenizer, prompts: list[str], max_new_tokens: int = 8
     import torch
 
     out: list[str] = []
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        for chunk in _batches(list(prompts), batch_size):
-            enc = tokenizer(chunk, return_tensors="pt", padding=True).to(model.device)
-            with torch.inference_mode():
-                gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-            texts = tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-            out.extend(t.split("\n")[0].strip() for t in texts)
-    finally:
-        tokenizer.padding_side = side
+    for chunk in _batches(list(prompts), batch_size):
+        enc = tokenizer(chunk, return_tensors="pt", padding=True, padding_side="left").to(model.device)
+        with torch.inference_mode():
+            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        texts = tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        out.extend(t.split("\n")[0].strip() for t in texts)
     return out
 
 
@@ -52,17 +47,13 @@ def first_token_accuracy(model, tokenizer, examples, batch_size: int = 64) -> fl
     import torch
 
     hits = 0
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        for chunk in _batches(list(examples), batch_size):
-            enc = tokenizer([ex.prompt for ex in chunk], return_tensors="pt", padding=True).to(model.device)
-            gold = [tokenizer(ex.completion, add_special_tokens=False)["input_ids"][0] for ex in chunk]
-            with torch.inference_mode():
-                pred = model(**enc).logits[:, -1].argmax(-1).tolist()
-            hits += sum(int(p == g) for p, g in zip(pred, gold))
-    finally:
-        tokenizer.padding_side = side
+    for chunk in _batches(list(examples), batch_size):
+        enc = tokenizer([ex.prompt for ex in chunk], return_tensors="pt", padding=True,
+                        padding_side="left").to(model.device)
+        gold = [tokenizer(ex.completion, add_special_tokens=False)["input_ids"][0] for ex in chunk]
+        with torch.inference_mode():
+            pred = model(**enc).logits[:, -1].argmax(-1).tolist()
+        hits += sum(int(p == g) for p, g in zip(pred, gold))
     return hits / len(examples)
 
 
@@ -85,18 +76,13 @@ def perplexity(model, tokenizer, texts: list[str], batch_size: int = 32) -> floa
     if not texts:
         raise ValueError("perplexity needs at least one text, got none")
     nll, count = 0.0, 0
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "right"
-    try:
-        for chunk in _batches(list(texts), batch_size):
-            enc = tokenizer(chunk, return_tensors="pt", padding=True).to(model.device)
-            with torch.inference_mode():
-                logp = model(**enc).logits[:, :-1].log_softmax(-1)
-            target = enc["input_ids"][:, 1:]
-            mask = enc["attention_mask"][:, 1:].bool()
-            picked = logp.gather(-1, target[..., None])[..., 0]
-            nll -= picked[mask].sum().item()
-            count += int(mask.sum())
-    finally:
-        tokenizer.padding_side = side
+    for chunk in _batches(list(texts), batch_size):
+        enc = tokenizer(chunk, return_tensors="pt", padding=True, padding_side="right").to(model.device)
+        with torch.inference_mode():
+            logp = model(**enc).logits[:, :-1].log_softmax(-1)
+        target = enc["input_ids"][:, 1:]
+        mask = enc["attention_mask"][:, 1:].bool()
+        picked = logp.gather(-1, target[..., None])[..., 0]
+        nll -= picked[mask].sum().item()
+        count += int(mask.sum())
     return math.exp(nll / count)

@@ -1,0 +1,35 @@
+"""Batched scoring equals one-at-a-time scoring, whatever the padding side the tokenizer was left with."""
+
+import math
+
+import pytest
+
+from hubhelpers import evaluation as E
+from hubhelpers import models as M
+from hubhelpers import world as W
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_chat_model_dir):
+    return M.load_model(str(tiny_chat_model_dir), device="cpu")
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_perplexity_matches_token_logprobs(tiny, side):
+    model, tok = tiny
+    tok.padding_side = side
+    texts = ["Bo lives in Arvel.\n", "Kuzobo works as a baker. Kuzobo owns a cat.\n"]
+    logps = [lp for t in texts for _, lp in E.token_logprobs(model, tok, t)]
+    assert E.perplexity(model, tok, texts) == pytest.approx(math.exp(-sum(logps) / len(logps)), rel=1e-4)
+    assert tok.padding_side == side
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_greedy_answers_batched_equal_single(tiny, side):
+    model, tok = tiny
+    tok.padding_side = side
+    exs = W.closed_book_questions(W.make_world(), "train", 5)
+    batched = E.greedy_answers(model, tok, [ex.prompt for ex in exs], batch_size=5)
+    single = [E.greedy_answers(model, tok, [ex.prompt])[0] for ex in exs]
+    assert batched == single
+    assert E.first_token_accuracy(model, tok, exs, batch_size=5) == E.first_token_accuracy(model, tok, exs, 1)
