@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 
-def _batches(items: list, size: int):
+def batches(items: list, size: int):
     """Consecutive slices of `items` of length `size`."""
     if not isinstance(size, int) or size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {size!r}")
@@ -18,7 +18,7 @@ def greedy_answers(model, tokenizer, prompts: list[str], max_new_tokens: int = 8
     import torch
 
     out: list[str] = []
-    for chunk in _batches(list(prompts), batch_size):
+    for chunk in batches(list(prompts), batch_size):
         enc = tokenizer(chunk, return_tensors="pt", padding=True, padding_side="left").to(model.device)
         with torch.inference_mode():
             gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
@@ -47,7 +47,7 @@ def first_token_accuracy(model, tokenizer, examples, batch_size: int = 64) -> fl
     import torch
 
     hits = 0
-    for chunk in _batches(list(examples), batch_size):
+    for chunk in batches(list(examples), batch_size):
         enc = tokenizer([ex.prompt for ex in chunk], return_tensors="pt", padding=True,
                         padding_side="left").to(model.device)
         gold = [tokenizer(ex.completion, add_special_tokens=False)["input_ids"][0] for ex in chunk]
@@ -76,7 +76,7 @@ def perplexity(model, tokenizer, texts: list[str], batch_size: int = 32) -> floa
     if not texts:
         raise ValueError("perplexity needs at least one text, got none")
     nll, count = 0.0, 0
-    for chunk in _batches(list(texts), batch_size):
+    for chunk in batches(list(texts), batch_size):
         enc = tokenizer(chunk, return_tensors="pt", padding=True, padding_side="right").to(model.device)
         with torch.inference_mode():
             logp = model(**enc).logits[:, :-1].log_softmax(-1)

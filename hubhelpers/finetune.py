@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hubhelpers import world as W
-from hubhelpers.evaluation import _batches, normalise
+from hubhelpers.evaluation import batches, normalise
 
 END_OF_TURN = "<|end|>"
 
@@ -94,7 +94,7 @@ def chat_responses(model, tokenizer, examples: Sequence[dict], max_new_tokens: i
     was_training = model.training
     model.eval()
     try:
-        for chunk in _batches(prompts, batch_size):
+        for chunk in batches(prompts, batch_size):
             enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
             with torch.inference_mode():
                 gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .evaluation import _batches, normalise
+from .evaluation import batches, normalise
 
 QUESTION_RE = re.compile(r"Q: (?P<question>.*?)\nA:\s*$", re.DOTALL)
 ARTICLES = ("a", "an", "the")
@@ -161,7 +161,7 @@ def continuation_logprobs(model, tokenizer, prompts: Sequence[str], continuation
         pairs.append((p, c))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     out: list[float] = []
-    for chunk in _batches(pairs, batch_size):
+    for chunk in batches(pairs, batch_size):
         length = max(len(p) + len(c) for p, c in chunk)
         ids = torch.full((len(chunk), length), pad, dtype=torch.long)
         mask = torch.zeros_like(ids)
