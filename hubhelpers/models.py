@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -102,22 +103,33 @@ def shipped_model_dir() -> Path:
     return Path(str(resources.files("hubhelpers") / "assets" / SHIPPED_NAME))
 
 
-def resolve_model(name_or_path: str) -> str:
-    """Map 'tinyworld' to the shipped directory; check local paths; pass hub ids through."""
+def resolve_source(name_or_path: str, what: str, aliases: dict[str, Callable[[], Path]]) -> str:
+    """An alias -> its shipped directory; a local path -> that directory, checked; anything else -> a hub id."""
     if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
-        raise ValueError(f"model must be 'tinyworld', a hub id or a local path, got {name_or_path!r}")
+        accepted = ", ".join(repr(a) for a in aliases)
+        raise ValueError(f"{what} must be {accepted}, a hub id or a local path, got {name_or_path!r}")
     name = str(name_or_path)
-    if name == SHIPPED_NAME:
-        path = shipped_model_dir()
-        if not (path / "model.safetensors").is_file():
-            raise FileNotFoundError(f"the shipped model is missing at {path}; rebuild it with `make base-model`")
-        return str(path)
+    if name in aliases:
+        return str(aliases[name]())
     if name.startswith((".", "/", "~")) or Path(name).expanduser().exists():
         path = Path(name).expanduser()
         if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"no model directory at {path} (expected a config.json there)")
+            raise FileNotFoundError(f"no {what} directory at {path} (expected a config.json there)")
         return str(path)
     return name
+
+
+def _checked_shipped_dir() -> Path:
+    """The shipped model directory, or a FileNotFoundError saying how to rebuild it."""
+    path = shipped_model_dir()
+    if not (path / "model.safetensors").is_file():
+        raise FileNotFoundError(f"the shipped model is missing at {path}; rebuild it with `make base-model`")
+    return path
+
+
+def resolve_model(name_or_path: str) -> str:
+    """Map 'tinyworld' to the shipped directory; check local paths; pass hub ids through."""
+    return resolve_source(name_or_path, "model", {SHIPPED_NAME: _checked_shipped_dir})
 
 
 def _quantization_config(quantization: str | None):
