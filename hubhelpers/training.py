@@ -148,8 +148,9 @@ def train(model, tokenizer, sample_batch: Callable[[random.Random, float, int], 
     for step in bar:
         rng = random.Random(f"batch-{cfg.seed}-{step}")
         examples = sorted(sample_batch(rng, step / cfg.steps, cfg.batch_size), key=lambda ex: len(ex.text))
+        lr = lr_at(step, cfg)
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
+            group["lr"] = lr
         opt.zero_grad(set_to_none=True)
         loss = 0.0
         for chunk in _split(examples, cfg.micro_batches):  # similar lengths together: less padding
@@ -160,9 +161,8 @@ def train(model, tokenizer, sample_batch: Callable[[random.Random, float, int], 
             result.tokens_seen += int(batch["attention_mask"].sum())
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
-        loss = torch.tensor(loss)
-        result.history.append({"step": step + 1, "loss": round(loss.item(), 5), "lr": lr_at(step, cfg)})
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        result.history.append({"step": step + 1, "loss": round(loss, 5), "lr": lr})
+        bar.set_postfix(loss=f"{loss:.3f}")
         if evaluate is not None and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
             model.eval()
             with torch.inference_mode():
