@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 IGNORE_INDEX = -100
+PHASES = ("data", "forward", "backward", "optimizer")  # where a step's time goes (TrainResult.phase_s)
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class TrainResult:
     evals: list[dict] = field(default_factory=list)
     tokens_seen: int = 0
     wall_s: float = 0.0
+    phase_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
 
     @property
     def losses(self) -> list[float]:
@@ -116,6 +118,13 @@ def _split(items: list, parts: int) -> list[list]:
     return out
 
 
+def _lap(phase_s: dict[str, float], phase: str, since: float) -> float:
+    """Add the time since `since` to phase_s[phase]; return now (on a GPU, asynchronous kernels blur the split)."""
+    now = time.perf_counter()
+    phase_s[phase] = phase_s.get(phase, 0.0) + now - since
+    return now
+
+
 def make_optimizer(model, cfg: TrainConfig):
     """AdamW with weight decay on matrices only (not on norms)."""
     import torch
@@ -146,6 +155,7 @@ def train(model, tokenizer, sample_batch: Callable[[random.Random, float, int], 
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     bar = tqdm(range(start, end), initial=start, total=cfg.steps, disable=not progress, desc="train")
     for step in bar:
+        clock = time.perf_counter()
         rng = random.Random(f"batch-{cfg.seed}-{step}")
         examples = sorted(sample_batch(rng, step / cfg.steps, cfg.batch_size), key=lambda ex: len(ex.text))
         lr = lr_at(step, cfg)
@@ -155,12 +165,16 @@ def train(model, tokenizer, sample_batch: Callable[[random.Random, float, int], 
         loss = 0.0
         for chunk in _split(examples, cfg.micro_batches):  # similar lengths together: less padding
             batch = {k: v.to(model.device) for k, v in encode_examples(tokenizer, chunk, cfg.max_len).items()}
+            clock = _lap(result.phase_s, "data", clock)
             part = example_mean_loss(model, batch) * len(chunk) / len(examples)
+            clock = _lap(result.phase_s, "forward", clock)
             part.backward()
             loss += part.item()
             result.tokens_seen += int(batch["attention_mask"].sum())
+            clock = _lap(result.phase_s, "backward", clock)
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
+        _lap(result.phase_s, "optimizer", clock)
         result.history.append({"step": step + 1, "loss": round(loss, 5), "lr": lr})
         bar.set_postfix(loss=f"{loss:.3f}")
         if evaluate is not None and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
@@ -192,7 +206,8 @@ def save_checkpoint(model, opt, directory: str | Path, step: int, result: TrainR
         save_file(tensors, str(tmp / "optimizer.safetensors"))
     meta = {"step": step, "config": asdict(cfg) if cfg else None, "param_groups": state["param_groups"],
             "history": result.history,
-            "evals": result.evals, "tokens_seen": result.tokens_seen, "wall_s": result.wall_s}
+            "evals": result.evals, "tokens_seen": result.tokens_seen, "wall_s": result.wall_s,
+            "phase_s": result.phase_s}
     (tmp / "state.json").write_text(json.dumps(meta))
     old = directory.with_name(directory.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
@@ -224,7 +239,8 @@ def load_checkpoint(model, opt, directory: str | Path, cfg: TrainConfig) -> tupl
         idx, name = key.split(".", 1)
         state.setdefault(int(idx), {})[name] = value
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    result = TrainResult(meta["history"], meta["evals"], meta["tokens_seen"], meta["wall_s"])
+    result = TrainResult(meta["history"], meta["evals"], meta["tokens_seen"], meta["wall_s"],
+                         meta.get("phase_s", dict.fromkeys(PHASES, 0.0)))
     return meta["step"], result
 
 

@@ -39,6 +39,8 @@ def test_loss_falls_and_parameters_change(setup):
     assert len(changed) == len(before)
     assert [e["step"] for e in result.evals] == [20, 40]
     assert result.tokens_seen > 0
+    assert set(result.phase_s) == set(T.PHASES) and all(t > 0 for t in result.phase_s.values())
+    assert sum(result.phase_s.values()) <= result.wall_s  # the split accounts for time inside the run
 
 
 def test_lr_schedule_warmup_then_cosine():
