@@ -10,7 +10,7 @@ P      ?=
 # Notebooks run offline and headless.
 NB_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 MPLBACKEND=Agg
 
-.PHONY: install course test lint unit nbval lab sync-notebooks lock base-model clean distclean
+.PHONY: install course bench test lint unit nbval lab sync-notebooks lock base-model clean distclean
 
 install: $(STAMP)
 
@@ -24,6 +24,12 @@ $(STAMP): pyproject.toml requirements.lock
 
 course: $(STAMP)
 	$(NB_ENV) $(PY) -m hubhelpers.course $(P)
+
+# Every notebook, then training / generation / retrieval throughput: a table against the budgets,
+# build/bench.json (compared with the previous one), and README's CPU-time column. B="--skip-course" etc.
+B      ?=
+bench: $(STAMP)
+	$(NB_ENV) $(PY) -m hubhelpers.bench $(B)
 
 test: lint unit nbval
 

@@ -1,0 +1,357 @@
+"""The course benchmark (`make bench`): where the time and memory go, against the course's budgets.
+
+Usage::
+
+    python -m hubhelpers.bench                  # every notebook, then the micro-benchmarks
+    python -m hubhelpers.bench --skip-course    # micro-benchmarks only; notebook rows from build/results.json
+
+Rows: each notebook's wall time and peak memory (from the course runner); pretraining throughput of the base
+model with the time split into data / forward / backward / optimizer, next to a minimal hand-written GPT of
+about the same parameter count trained on the same token batches; generation throughput batched vs one prompt
+at a time; retrieval latency (MiniLM + Chroma). It writes build/bench.json, compares each row with the previous
+build/bench.json (a ratio, so a regression shows), rewrites the README course map's CPU-time column from the
+measurements, and exits 1 when a budget is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from . import results as R
+
+BENCH_FILE = "bench.json"
+README_ROW_RE = re.compile(r"^\| (?P<num>\d{2}) \|")
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """The course's performance budgets on the 2-core reference machine."""
+
+    notebook_s: float = 90.0
+    long_notebook_s: float = 120.0
+    long_notebooks: tuple[str, ...] = ("11_rlhf", "12_catastrophic_forgetting")
+    course_s: float = 720.0
+    peak_mb: float = 3072.0
+
+    def notebook_limit(self, name: str) -> float:
+        """Wall-time budget of notebook `name`, s."""
+        return self.long_notebook_s if name in self.long_notebooks else self.notebook_s
+
+
+# --------------------------------------------------------------------------- notebooks
+def notebook_rows(results: Mapping[str, Mapping[str, Any]], budgets: Budgets = Budgets()) -> list[dict]:
+    """One row per notebook the runner measured: wall time, peak memory and whether both are within budget."""
+    rows = []
+    for name in sorted(results):
+        entry = results[name]
+        if "wall_s" not in entry or "peak_rss_mb" not in entry:
+            continue
+        limit = budgets.notebook_limit(name)
+        rows.append({"name": name, "wall_s": entry["wall_s"], "peak_rss_mb": entry["peak_rss_mb"],
+                     "limit_s": limit, "ok": entry["wall_s"] <= limit and entry["peak_rss_mb"] <= budgets.peak_mb})
+    return rows
+
+
+def course_total(rows: Sequence[Mapping[str, Any]], budgets: Budgets = Budgets()) -> dict:
+    """The whole course's wall time (sum over notebooks) against its budget."""
+    total = round(sum(row["wall_s"] for row in rows), 1)
+    return {"wall_s": total, "limit_s": budgets.course_s, "ok": bool(rows) and total <= budgets.course_s}
+
+
+# --------------------------------------------------------------------------- training throughput
+def minimal_gpt(vocab_size: int, hidden: int, layers: int, heads: int, mlp: int, max_len: int):
+    """A hand-written pre-norm GPT (LayerNorm, fused QKV, causal SDPA, GELU MLP, tied embeddings)."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(hidden), nn.LayerNorm(hidden)
+            self.qkv, self.proj = nn.Linear(hidden, 3 * hidden, bias=False), nn.Linear(hidden, hidden, bias=False)
+            self.up, self.down = nn.Linear(hidden, mlp, bias=False), nn.Linear(mlp, hidden, bias=False)
+
+        def forward(self, x):
+            b, t, _ = x.shape
+            q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, heads, hidden // heads).unbind(2)  # (b, t, heads, d)
+            att = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                                 is_causal=True)
+            x = x + self.proj(att.transpose(1, 2).reshape(b, t, hidden))
+            return x + self.down(F.gelu(self.up(self.ln2(x))))
+
+    class GPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tok, self.pos = nn.Embedding(vocab_size, hidden), nn.Embedding(max_len, hidden)
+            self.blocks = nn.ModuleList(Block() for _ in range(layers))
+            self.ln = nn.LayerNorm(hidden)
+
+        def forward(self, ids):
+            x = self.tok(ids) + self.pos(torch.arange(ids.shape[1], device=ids.device))
+            for block in self.blocks:
+                x = block(x)
+            return self.ln(x) @ self.tok.weight.T  # (b, t, vocab), tied output layer
+
+    return GPT()
+
+
+def _token_batches(tokenizer, steps: int, batch_size: int, seed: int) -> list:
+    """Pre-encoded pretraining batches (the same for both models), `steps` of them."""
+    from . import pretrain as P
+    from . import training as T
+    from . import world as W
+
+    sample = P.batch_sampler(W.make_world(), W.Mixture())
+    batches = []
+    for step in range(steps):
+        examples = sample(random.Random(f"bench-{seed}-{step}"), 1.0, batch_size)
+        batches.append(T.encode_examples(tokenizer, sorted(examples, key=lambda ex: len(ex.text))))
+    return batches
+
+
+def training_throughput(steps: int = 30, batch_size: int = 48, seed: int = 0) -> dict:
+    """Tokens/s of the course's train() on the base preset (phase split) vs a minimal GPT on the same batches."""
+    import torch
+
+    from . import models as M
+    from . import pretrain as P
+    from . import training as T
+    from . import world as W
+
+    if not isinstance(steps, int) or steps < 5:
+        raise ValueError(f"steps must be an int >= 5, got {steps!r}")
+    tokenizer = M.load_tokenizer("tinyworld")
+    config = M.preset("base")
+    torch.manual_seed(seed)
+    model = M.build_model(config, tokenizer)
+    cfg = T.TrainConfig(steps=steps, batch_size=batch_size, warmup_steps=1, eval_every=steps, seed=seed)
+    course = T.train(model, tokenizer, P.batch_sampler(W.make_world(), W.Mixture()), cfg, progress=False)
+    compute_s = sum(course.phase_s[p] for p in ("forward", "backward", "optimizer"))
+
+    batches = _token_batches(tokenizer, steps, batch_size, seed)
+    width = max(b["input_ids"].shape[1] for b in batches)
+    # SwiGLU has three MLP matrices, a GELU MLP two: 1.5x wider gives the same MLP parameter count
+    gpt = minimal_gpt(len(tokenizer), config.hidden_size, config.num_hidden_layers, config.num_attention_heads,
+                      int(1.5 * config.intermediate_size), width)
+    opt = torch.optim.AdamW(gpt.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
+    tokens, start = 0, time.perf_counter()
+    for batch in batches:
+        logits = gpt(batch["input_ids"])[:, :-1]
+        loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), batch["labels"][:, 1:], ignore_index=-100)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(gpt.parameters(), cfg.grad_clip)
+        opt.step()
+        tokens += int(batch["attention_mask"].sum())
+    minimal_s = time.perf_counter() - start
+    return {
+        "steps": steps, "batch_size": batch_size,
+        "course_params": M.count_parameters(model), "minimal_params": sum(p.numel() for p in gpt.parameters()),
+        "course_tokens_per_s": round(course.tokens_seen / course.wall_s, 1),
+        "course_compute_tokens_per_s": round(course.tokens_seen / compute_s, 1),
+        "phase_fraction": {p: round(t / course.wall_s, 3) for p, t in course.phase_s.items()},
+        "minimal_tokens_per_s": round(tokens / minimal_s, 1),
+        "course_over_minimal": round((course.tokens_seen / compute_s) / (tokens / minimal_s), 3),
+    }
+
+
+# --------------------------------------------------------------------------- generation and retrieval
+def generation_throughput(n_prompts: int = 16, new_tokens: int = 32) -> dict:
+    """Generated tokens/s of the shipped model: all prompts in one left-padded batch vs one prompt at a time."""
+    import torch
+
+    from . import world as W
+    from .models import load_model
+
+    model, tokenizer = load_model("tinyworld")
+    prompts = [ex.prompt for ex in W.closed_book_questions(W.make_world(), "train", n_prompts)]
+    kwargs = {"max_new_tokens": new_tokens, "min_new_tokens": new_tokens, "do_sample": False,
+              "pad_token_id": tokenizer.pad_token_id}
+
+    def run(group: list[str]) -> float:
+        enc = tokenizer(group, return_tensors="pt", padding=True, padding_side="left")
+        start = time.perf_counter()
+        with torch.inference_mode():
+            model.generate(**enc, **kwargs)
+        return time.perf_counter() - start
+
+    batched_s = run(prompts)
+    single_s = sum(run([p]) for p in prompts)
+    total = n_prompts * new_tokens
+    return {"prompts": n_prompts, "new_tokens": new_tokens, "batched_tokens_per_s": round(total / batched_s, 1),
+            "single_tokens_per_s": round(total / single_s, 1), "batched_speedup": round(single_s / batched_s, 2)}
+
+
+def retrieval_latency(n_documents: int = 280, n_queries: int = 50) -> dict:
+    """Mean ms per query (embed the query with MiniLM, search a Chroma collection of TinyWorld bios)."""
+    import chromadb
+    from langchain_chroma import Chroma
+
+    from . import world as W
+    from .chains import minilm_embeddings
+
+    world = W.make_world()
+    people = (list(world.train) + list(world.heldout))[:n_documents]
+    rng = random.Random(0)
+    texts = [W.bio(person, rng) for person in people]
+    queries = [f"Where does {person.name} live?" for person in people[:n_queries]]
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = chromadb.config.Settings(anonymized_telemetry=False, is_persistent=True, persist_directory=tmp)
+        store = Chroma("bench", embedding_function=minilm_embeddings(), client_settings=settings,
+                       persist_directory=tmp)
+        start = time.perf_counter()
+        store.add_texts(texts, ids=[str(i) for i in range(len(texts))])
+        index_s = time.perf_counter() - start
+        store.similarity_search(queries[0], k=3)  # warm-up: first query loads the HNSW index
+        start = time.perf_counter()
+        for query in queries:
+            store.similarity_search(query, k=3)
+        query_s = time.perf_counter() - start
+    return {"documents": len(texts), "queries": len(queries),
+            "index_ms_per_document": round(1000 * index_s / len(texts), 2),
+            "ms_per_query": round(1000 * query_s / len(queries), 2)}
+
+
+# --------------------------------------------------------------------------- comparison, table, README
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """{"a.b": number} for every numeric leaf (booleans excluded)."""
+    out: dict[str, float] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, name + "."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            out[name] = float(value)
+    return out
+
+
+def compare(current: Mapping[str, Any], previous: Mapping[str, Any]) -> dict[str, float]:
+    """current / previous for every numeric figure both runs have (a regression in time shows as > 1)."""
+    now, before = _flatten(current), _flatten(previous)
+    return {k: round(now[k] / before[k], 3) for k in sorted(now) if k in before and before[k] != 0}
+
+
+def notebook_index(bench: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The bench's notebook rows keyed by name, so comparisons follow notebooks, not positions."""
+    return {row["name"]: row for row in bench.get("notebooks", [])}
+
+
+def render_table(bench: Mapping[str, Any], ratios: Mapping[str, float]) -> str:
+    """The bench as a Markdown table; the last column is the ratio to the previous run where there is one."""
+    lines = ["| row | value | budget | ok | vs previous |", "|---|---|---|---|---|"]
+
+    def line(row: str, value: str, budget: str = "", ok: bool | None = None, key: str = "") -> None:
+        mark = "" if ok is None else ("yes" if ok else "**NO**")
+        lines.append(f"| {row} | {value} | {budget} | {mark} | {ratios.get(key, '')} |")
+
+    for row in bench.get("notebooks", []):
+        line(row["name"], f"{row['wall_s']:.1f} s, {row['peak_rss_mb']:.0f} MB",
+             f"≤ {row['limit_s']:.0f} s, ≤ {bench['budgets']['peak_mb']:.0f} MB", row["ok"],
+             f"notebooks.{row['name']}.wall_s")
+    if "course" in bench:
+        line("whole course", f"{bench['course']['wall_s']:.0f} s", f"≤ {bench['course']['limit_s']:.0f} s",
+             bench["course"]["ok"], "course.wall_s")
+    if "training" in bench:
+        t = bench["training"]
+        split = ", ".join(f"{p} {f:.0%}" for p, f in t["phase_fraction"].items())
+        line("pretraining (course train())", f"{t['course_tokens_per_s']:.0f} tok/s ({split})",
+             key="training.course_tokens_per_s")
+        line("minimal hand-written GPT", f"{t['minimal_tokens_per_s']:.0f} tok/s "
+             f"({t['minimal_params']:,} vs {t['course_params']:,} params)", key="training.minimal_tokens_per_s")
+        line("course / minimal (compute only)", f"{t['course_over_minimal']:.2f}", key="training.course_over_minimal")
+    if "generation" in bench:
+        g = bench["generation"]
+        line("generation, batched", f"{g['batched_tokens_per_s']:.0f} tok/s", key="generation.batched_tokens_per_s")
+        line("generation, one at a time", f"{g['single_tokens_per_s']:.0f} tok/s",
+             key="generation.single_tokens_per_s")
+    if "retrieval" in bench:
+        line("retrieval (MiniLM + Chroma)", f"{bench['retrieval']['ms_per_query']:.1f} ms/query",
+             key="retrieval.ms_per_query")
+    return "\n".join(lines)
+
+
+def update_readme(text: str, wall_s: Mapping[str, float]) -> str:
+    """Rewrite the CPU-time column of the README course map from measured notebook times."""
+    by_number = {name[:2]: seconds for name, seconds in wall_s.items()}
+    header = next((line for line in text.splitlines() if line.startswith("| # |") and "CPU time" in line), None)
+    if header is None:
+        raise ValueError("README has no course-map table with a 'CPU time' column")
+    column = [c.strip() for c in header.strip("|").split("|")].index("CPU time")
+    out = []
+    for line in text.splitlines(keepends=True):
+        match = README_ROW_RE.match(line)
+        if match and match["num"] in by_number:
+            cells = line.rstrip("\n").strip("|").split("|")
+            cells[column] = f" ≈{_round_seconds(by_number[match['num']])} s "
+            line = "|" + "|".join(cells) + "|" + ("\n" if line.endswith("\n") else "")
+        out.append(line)
+    return "".join(out)
+
+
+def _round_seconds(seconds: float) -> int:
+    """Seconds rounded to 5 s (to 1 s below 10 s): a map entry, not a stopwatch."""
+    return max(1, round(seconds)) if seconds < 10 else int(5 * round(seconds / 5))
+
+
+def budgets_met(bench: Mapping[str, Any]) -> bool:
+    """True when every notebook and the whole course are within their budgets."""
+    return all(row["ok"] for row in bench.get("notebooks", [])) and bench.get("course", {}).get("ok", False)
+
+
+# --------------------------------------------------------------------------- main
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The bench's options."""
+    parser = argparse.ArgumentParser(prog="python -m hubhelpers.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--skip-course", action="store_true", help="do not run the notebooks; use build/results.json")
+    parser.add_argument("--only", nargs="+", default=(), help="notebooks to run (as for hubhelpers.course)")
+    parser.add_argument("--no-readme", action="store_true", help="do not rewrite README.md's CPU-time column")
+    parser.add_argument("--train-steps", type=int, default=30, help="steps of each training-throughput run")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the bench; print the table; write build/bench.json; return 1 when a budget is missed."""
+    from . import course
+
+    args = parse_args(argv)
+    root = R.find_project_root() or Path.cwd()
+    build_dir = R.find_build_dir()
+    previous = R.read_json(build_dir / BENCH_FILE)
+    if not args.skip_course:
+        course.main([*(["--only", *args.only] if args.only else [])])
+    budgets = Budgets()
+    rows = notebook_rows(R.load_results(build_dir), budgets)
+    bench: dict[str, Any] = {"budgets": asdict(budgets), "notebooks": rows, "course": course_total(rows, budgets)}
+    print("training throughput ...", file=sys.stderr)
+    bench["training"] = training_throughput(args.train_steps)
+    print("generation throughput ...", file=sys.stderr)
+    bench["generation"] = generation_throughput()
+    print("retrieval latency ...", file=sys.stderr)
+    bench["retrieval"] = retrieval_latency()
+    flat_now = {**bench, "notebooks": notebook_index(bench)}
+    flat_before = {**previous, "notebooks": notebook_index(previous)} if previous else {}
+    ratios = compare(flat_now, flat_before) if previous else {}
+    R.write_json_atomic(build_dir / BENCH_FILE, bench)
+    print(render_table(bench, ratios))
+    if not args.no_readme and rows:
+        readme = root / "README.md"
+        readme.write_text(update_readme(readme.read_text(encoding="utf-8"),
+                                        {row["name"]: row["wall_s"] for row in rows}), encoding="utf-8")
+    ok = budgets_met(bench)
+    print(f"\n{'all budgets met' if ok else 'BUDGET MISSED'}; written {build_dir / BENCH_FILE}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,88 @@
+"""The benchmark: budget rows, comparison with the previous run, the README column, the minimal GPT."""
+
+import pytest
+import torch
+
+from hubhelpers import bench as B
+
+RESULTS = {
+    "01_lm_probability": {"wall_s": 21.0, "peak_rss_mb": 800.0, "model_perplexity": 2.4},
+    "11_rlhf": {"wall_s": 110.0, "peak_rss_mb": 1200.0},
+    "12_catastrophic_forgetting": {"wall_s": 130.0, "peak_rss_mb": 900.0},
+    "08_quantization": {"wall_s": 50.0, "peak_rss_mb": 4000.0},
+    "99_not_run": {"figure": 1.0},
+}
+
+
+def test_notebook_rows_apply_each_budget():
+    rows = {row["name"]: row for row in B.notebook_rows(RESULTS)}
+    assert set(rows) == {"01_lm_probability", "11_rlhf", "12_catastrophic_forgetting", "08_quantization"}
+    assert rows["01_lm_probability"]["ok"] and rows["01_lm_probability"]["limit_s"] == 90
+    assert rows["11_rlhf"]["ok"] and rows["11_rlhf"]["limit_s"] == 120  # 110 s is over 90 but within 120
+    assert not rows["12_catastrophic_forgetting"]["ok"]  # over 120 s
+    assert not rows["08_quantization"]["ok"]  # fast, but above 3 GB
+
+
+def test_course_total_and_budgets_met():
+    rows = B.notebook_rows(RESULTS)
+    total = B.course_total(rows)
+    assert total["wall_s"] == 311.0 and total["ok"]
+    assert not B.budgets_met({"notebooks": rows, "course": total})
+    fine = [row for row in rows if row["ok"]]
+    assert B.budgets_met({"notebooks": fine, "course": B.course_total(fine)})
+    assert not B.course_total([])["ok"]  # nothing measured is not a pass
+
+
+def test_compare_gives_ratios_of_shared_numeric_figures():
+    before = {"notebooks": {"a": {"wall_s": 10.0, "ok": True}}, "retrieval": {"ms_per_query": 4.0}, "old": 1.0}
+    now = {"notebooks": {"a": {"wall_s": 15.0, "ok": True}}, "retrieval": {"ms_per_query": 2.0}, "new": 3.0}
+    assert B.compare(now, before) == {"notebooks.a.wall_s": 1.5, "retrieval.ms_per_query": 0.5}
+
+
+def test_update_readme_rewrites_only_the_cpu_time_column():
+    text = ("intro | 01 | not a row\n"
+            "| # | notebook | concept | CPU time | GPU needed? |\n|---|---|---|---|---|\n"
+            "| 01 | [LM](x.ipynb) | chain rule | ≈20 s | no |\n"
+            "| 07 | LoRA | PEFT | planned | no |\n")
+    out = B.update_readme(text, {"01_lm_probability": 23.4, "07_lora_and_qlora": 87.0})
+    assert "| 01 | [LM](x.ipynb) | chain rule | ≈25 s | no |" in out
+    assert "| 07 | LoRA | PEFT | ≈85 s | no |" in out
+    assert out.splitlines()[0] == "intro | 01 | not a row"
+    with pytest.raises(ValueError, match="CPU time"):
+        B.update_readme("| # | notebook |\n", {"01_x": 1.0})
+
+
+def test_render_table_marks_missed_budgets():
+    rows = B.notebook_rows(RESULTS)
+    bench = {"budgets": {"peak_mb": 3072.0}, "notebooks": rows, "course": B.course_total(rows)}
+    table = B.render_table(bench, {"notebooks.11_rlhf.wall_s": 1.2})
+    assert "| 12_catastrophic_forgetting | 130.0 s, 900 MB | ≤ 120 s, ≤ 3072 MB | **NO** |" in table
+    assert "| 11_rlhf | 110.0 s, 1200 MB | ≤ 120 s, ≤ 3072 MB | yes | 1.2 |" in table
+
+
+def test_minimal_gpt_is_causal_and_learns():
+    torch.manual_seed(0)
+    gpt = B.minimal_gpt(vocab_size=50, hidden=32, layers=1, heads=2, mlp=64, max_len=16)
+    ids = torch.randint(0, 50, (4, 16))
+    changed = ids.clone()
+    changed[:, 10:] = (changed[:, 10:] + 1) % 50
+    assert torch.allclose(gpt(ids)[:, :10], gpt(changed)[:, :10], atol=1e-6)  # no peeking at later tokens
+    opt = torch.optim.AdamW(gpt.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(30):
+        loss = torch.nn.functional.cross_entropy(gpt(ids)[:, :-1].transpose(1, 2), ids[:, 1:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_training_throughput_reports_both_paths():
+    out = B.training_throughput(steps=5, batch_size=4)
+    assert out["course_tokens_per_s"] > 0 and out["minimal_tokens_per_s"] > 0
+    assert abs(out["minimal_params"] - out["course_params"]) / out["course_params"] < 0.1  # same size class
+    assert set(out["phase_fraction"]) == {"data", "forward", "backward", "optimizer"}
+    assert 0.5 < sum(out["phase_fraction"].values()) <= 1.0
+    with pytest.raises(ValueError, match="steps"):
+        B.training_throughput(steps=2)
