@@ -25,6 +25,14 @@ FORBIDDEN = {
     "pip install": re.compile(r"\bpip\s+install\b|[\"']pip[\"']\s*,\s*[\"']install[\"']"),
     "login(": re.compile(r"login\s*\("),
 }
+UNSAFE = {
+    "trust_remote_code=True": re.compile(r"""trust_remote_code["']?\s*[=:]\s*True"""),
+    "pickle.load": re.compile(r"\bpickle\.loads?\s*\("),
+    "torch.load without weights_only=True": re.compile(r"\btorch\.load\s*\((?![^)]*weights_only\s*=\s*True)"),
+}
+TOKEN_RE = re.compile(r"\b(?:hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{20,})\b")
+LOCAL_PATH_RE = re.compile(r"(?<![\w.~])(?:/(?:root|home|Users|work|tmp|private|var/folders)/[^\s'\"<>)]*|"
+                           r"[A-Z]:\\Users\\[^\s'\"<>)]*)")
 HUBHELPERS_IMPORT_RE = re.compile(r"^\s*(?:from\s+hubhelpers\b|import\s+hubhelpers\b)", re.MULTILINE)
 
 
@@ -231,6 +239,42 @@ def check_forbidden(nb: Any) -> list[str]:
     ]
 
 
+def unsafe_code(source: str) -> list[str]:
+    """Labels of the unsafe loading patterns in `source` (remote code, pickle loads)."""
+    return [label for label, pattern in UNSAFE.items() if pattern.search(source)]
+
+
+def check_unsafe(nb: Any) -> list[str]:
+    """No cell enables trust_remote_code or loads a pickle."""
+    return [f"cell {i} uses {label} (only safetensors are loaded; remote code stays off)"
+            for i, cell in _code_cells(nb) for label in unsafe_code(cell.source)]
+
+
+def _output_texts(cell: Any) -> list[str]:
+    """Every text a code cell's outputs carry: streams, results, displays and tracebacks."""
+    texts = []
+    for out in cell.get("outputs", []):
+        if "text" in out:
+            texts.append("".join(out["text"]) if isinstance(out["text"], list) else out["text"])
+        for value in (out.get("data") or {}).values():
+            if isinstance(value, (str, list)):
+                texts.append("".join(value) if isinstance(value, list) else value)
+        texts.extend(out.get("traceback", []))
+    return texts
+
+
+def scan_outputs(nb: Any, secrets: tuple[str, ...] = ()) -> list[str]:
+    """Leaks in an executed notebook's outputs: token-like strings, the given secrets, local absolute paths."""
+    problems = []
+    for i, cell in _code_cells(nb):
+        for text in _output_texts(cell):
+            if TOKEN_RE.search(text) or any(secret and secret in text for secret in secrets):
+                problems.append(f"cell {i} output contains an access token")
+            problems.extend(f"cell {i} output contains a local path {m.group(0)[:60]!r}"
+                            for m in LOCAL_PATH_RE.finditer(text))
+    return problems
+
+
 def check_imports(nb: Any) -> list[str]:
     """At least one code cell imports from hubhelpers."""
     if any(HUBHELPERS_IMPORT_RE.search(c.source) for _, c in _code_cells(nb)):
@@ -255,6 +299,7 @@ def check_notebook(path: Path, config: CourseConfig) -> list[str]:
         lambda: check_clean(nb),
         lambda: check_kernelspec(nb),
         lambda: check_forbidden(nb),
+        lambda: check_unsafe(nb),
         lambda: check_imports(nb),
     ]
     return [f"{path.name}: {problem}" for rule in rules for problem in rule()]

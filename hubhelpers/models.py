@@ -176,9 +176,24 @@ def load_tokenizer(name_or_path: str = SHIPPED_NAME):
     return tok
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def refuse_pickle(source: str, allow_pickle: bool = False) -> None:
+    """Raise when local directory `source` holds pickle weights but no safetensors (unless allow_pickle)."""
+    path = Path(source)
+    if allow_pickle or not path.is_dir() or any(path.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise ValueError(f"{path} holds only pickle weights ({', '.join(pickles)}): loading a pickle can run "
+                         f"arbitrary code, so the course loads safetensors only. Convert them to safetensors, or "
+                         f"pass allow_pickle=True if you trust where they came from.")
+
+
 def load_model(name_or_path: str = SHIPPED_NAME, quantization: str | None = None, device: str = "auto",
-               dtype: str | None = None, task: str = "causal-lm"):
-    """Return (model, tokenizer) for 'tinyworld', a hub id or a local directory (safetensors only)."""
+               dtype: str | None = None, task: str = "causal-lm", allow_pickle: bool = False):
+    """Return (model, tokenizer) for 'tinyworld', a hub id or a local directory (safetensors unless allow_pickle)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
@@ -190,9 +205,13 @@ def load_model(name_or_path: str = SHIPPED_NAME, quantization: str | None = None
         raise ValueError(f"unknown dtype {dtype!r}; accepted: {list(dtypes)}")
     quant = _quantization_config(quantization)
     target = pick_device(device)
+    if not isinstance(allow_pickle, bool):
+        raise ValueError(f"allow_pickle must be True or False, got {allow_pickle!r}")
     source = resolve_model(name_or_path)
+    refuse_pickle(source, allow_pickle)
     tokenizer = load_tokenizer(name_or_path)
-    kwargs = {"use_safetensors": True, "trust_remote_code": False, "quantization_config": quant}
+    kwargs = {"use_safetensors": None if allow_pickle else True, "trust_remote_code": False,
+              "quantization_config": quant}
     if dtypes[dtype] is not None:
         kwargs["dtype"] = dtypes[dtype]
     if quant is not None:

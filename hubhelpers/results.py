@@ -63,6 +63,18 @@ def find_build_dir(start: Path | None = None) -> Path:
 
 
 # --------------------------------------------------------------------------- validation
+def display_path(path: str | os.PathLike[str]) -> str:
+    """`path` as a learner should see it: relative to the project, else '~/...', else '…/parent/name'.
+
+    Outputs never show a machine's absolute paths (they are noise to a reader and leak user names).
+    """
+    path = Path(path).resolve()
+    for base, prefix in ((find_project_root(), ""), (Path.home().resolve(), "~/")):
+        if base is not None and path.is_relative_to(base) and path != base:
+            return prefix + str(path.relative_to(base))
+    return "…/" + "/".join(path.parts[-2:])
+
+
 def validate_name(name: object, what: str = "figure") -> str:
     """Return ``name`` if it is a safe figure/notebook name, else raise ValueError naming it."""
     if not isinstance(name, str) or not _NAME_RE.match(name):
@@ -194,6 +206,19 @@ def merge_entries(build_dir: Path, filename: str, notebook: str, entries: Mappin
     update_json(build_dir, filename, lambda data: data.setdefault(notebook, {}).update(entries))
 
 
+TIMING_RE = re.compile(r"(?:^|_)(?:s|ms|seconds|latency|speedup|per_s|rss_mb)$|_per_s_|_ms_")
+
+
+def is_timing(name: str) -> bool:
+    """True for figures that measure time, speed or process memory: they differ between runs by nature."""
+    return bool(TIMING_RE.search(name))
+
+
+def comparable_figures(results: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """results.json without its timing figures: what two runs with the same parameters must reproduce."""
+    return {nb: {k: v for k, v in figs.items() if not is_timing(k)} for nb, figs in results.items()}
+
+
 def load_results(build_dir: Path) -> dict[str, dict[str, Any]]:
     """Return all recorded figures, ``{notebook: {figure: value}}``."""
     return read_json(Path(build_dir) / RESULTS_FILE)
@@ -232,7 +257,7 @@ class Results:
 
     def __repr__(self) -> str:
         """Show the notebook and where its figures go."""
-        return f"Results({self.notebook!r}, build_dir={str(self.build_dir)!r})"
+        return f"Results({self.notebook!r}, build_dir={display_path(self.build_dir)!r})"
 
     @property
     def build_dir(self) -> Path:

@@ -74,8 +74,10 @@ def test_pickle_weights_are_refused(tmp_path, tok):
     model.config.save_pretrained(tmp_path / "m")
     torch.save(model.state_dict(), tmp_path / "m" / "pytorch_model.bin")  # a pickle: never loaded
     tok.save_pretrained(tmp_path / "m")
-    with pytest.raises(FileNotFoundError, match="could not load model"):
+    with pytest.raises(ValueError, match=r"only pickle weights \(pytorch_model.bin\).*allow_pickle=True"):
         M.load_model(str(tmp_path / "m"), device="cpu")
+    loaded, _ = M.load_model(str(tmp_path / "m"), device="cpu", allow_pickle=True)  # the caller's explicit opt-in
+    assert torch.equal(loaded.transformer.wte.weight, model.transformer.wte.weight)
 
 
 def test_missing_local_dir_and_unknown_hub_id_offline(tmp_path, monkeypatch):
@@ -90,6 +92,7 @@ def test_missing_local_dir_and_unknown_hub_id_offline(tmp_path, monkeypatch):
 @pytest.mark.parametrize("kwargs, match", [
     ({"quantization": "3bit"}, "quantization"), ({"device": "tpu"}, "device"), ({"dtype": "int3"}, "dtype"),
     ({"task": "translation"}, "task"), ({"name_or_path": ""}, "model must be"),
+    ({"allow_pickle": "yes"}, "allow_pickle"),
 ])
 def test_bad_loader_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):

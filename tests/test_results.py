@@ -201,3 +201,14 @@ def test_corrupt_results_file_is_reported(tmp_path: Path) -> None:
     (tmp_path / "results.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="expected a JSON object"):
         Results("00_a", tmp_path).record("x", 1)
+
+
+def test_display_path_never_shows_a_machine_absolute_path(tmp_path, monkeypatch):
+    project = tmp_path / "course"
+    (project / "build").mkdir(parents=True)
+    (project / "pyproject.toml").write_text('[project]\nname = "llm-hub"\n')
+    monkeypatch.chdir(project)
+    assert R.display_path(project / "build" / "results.json") == "build/results.json"
+    elsewhere = tmp_path / "scratch" / "build"
+    assert R.display_path(elsewhere) == "…/scratch/build"
+    assert str(tmp_path) not in repr(R.Results("01_x", build_dir=elsewhere))

@@ -1,0 +1,92 @@
+"""Reliability: same figures every run, concurrent runs sharing a build folder, warm re-runs, no network at all.
+
+These execute real notebooks through the course runner (each in a fresh kernel), so they take a few minutes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from hubhelpers import results as R
+from hubhelpers.conventions import scan_outputs
+
+ROOT = Path(__file__).resolve().parents[1]
+OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+FAKE_TOKEN = "hf_" + "FakeTokenForTheLeakTest" * 2
+# cheap notebooks whose figures depend on the model, the world and sampling: what determinism must cover
+REPEATED = ("03", "04")
+
+
+def _runner(build: Path, *only: str) -> list[str]:
+    return [sys.executable, "-m", "hubhelpers.course", "--only", *only, "--build-dir", str(build)]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUBHELPERS_")}
+    env.update(MPLBACKEND="Agg", **extra)
+    return env
+
+
+def _figures(build: Path) -> dict:
+    return R.comparable_figures(R.load_results(build))
+
+
+def test_concurrent_runs_then_a_warm_rerun_give_identical_figures(tmp_path):
+    """Two notebooks at once sharing one build folder, then both again (warm): the same figures, nothing lost."""
+    build = tmp_path / "build"
+    procs = [subprocess.Popen(_runner(build, nb), cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for nb in REPEATED]
+    outputs = [proc.communicate(timeout=900)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], "\n".join(outputs)
+    first = _figures(build)
+    assert len(first) == len(REPEATED) and all(len(figs) >= 3 for figs in first.values())
+
+    again = subprocess.run(_runner(build, *REPEATED), cwd=ROOT, env=_env(), capture_output=True, text=True,
+                           timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert _figures(build) == first
+
+
+@pytest.fixture(scope="module")
+def netns():
+    """A command prefix that runs in a fresh network namespace with only loopback up (no route anywhere)."""
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        pytest.fail("this test needs `unshare` and `ip` (util-linux, iproute2) to cut the network for real")
+    probe = subprocess.run(["unshare", "-rn", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.fail(f"cannot create a network namespace here: {probe.stderr.strip()}")
+    return lambda cmd: ["unshare", "-rn", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *cmd]
+
+
+def test_course_runs_with_the_network_unreachable_and_leaks_nothing(netns, tmp_path):
+    """No offline switches, an empty hub cache, no network: 00 and 01 still pass; outputs hold no token or path."""
+    build = tmp_path / "build"
+    env = {k: v for k, v in _env(HF_HOME=str(tmp_path / "hf"), HF_TOKEN=FAKE_TOKEN).items()
+           if k not in OFFLINE_VARS}
+    run = subprocess.run(netns(_runner(build, "00", "01")), cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    for name in ("00_start_here", "01_lm_probability"):
+        nb = nbformat.read(build / "executed" / f"{name}.ipynb", as_version=4)
+        assert scan_outputs(nb, secrets=(FAKE_TOKEN,)) == [], name
+
+
+def test_uncached_hub_id_fails_fast_and_clearly_without_network(netns, tmp_path):
+    code = ("from hubhelpers.models import load_model\n"
+            "try:\n    load_model('no-such-org/no-such-model-xyz')\n"
+            "except FileNotFoundError as err:\n    print('CLEAR', err)\n")
+    env = {k: v for k, v in _env(HF_HOME=str(tmp_path / "hf")).items() if k not in OFFLINE_VARS}
+    start = time.perf_counter()
+    run = subprocess.run(netns([sys.executable, "-c", code]), cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert time.perf_counter() - start < 120, "an unreachable hub must fail, not hang"
+    assert run.returncode == 0 and "CLEAR" in run.stdout, run.stdout + run.stderr
+    assert "no-such-org/no-such-model-xyz" in run.stdout and "Accepted: 'tinyworld'" in run.stdout
