@@ -90,3 +90,16 @@ def test_uncached_hub_id_fails_fast_and_clearly_without_network(netns, tmp_path)
     assert time.perf_counter() - start < 120, "an unreachable hub must fail, not hang"
     assert run.returncode == 0 and "CLEAR" in run.stdout, run.stdout + run.stderr
     assert "no-such-org/no-such-model-xyz" in run.stdout and "Accepted: 'tinyworld'" in run.stdout
+
+
+def test_non_default_parameters_through_papermill(tmp_path):
+    """Another seed and other sizes, passed with -p as a learner would: the lessons' effects still hold."""
+    build = tmp_path / "build"
+    for only, params in (("00", ["-p", "SEED", "1"]), ("04", ["-p", "SEED", "1", "-p", "N_ITEMS", "40"])):
+        run = subprocess.run([*_runner(build, only), *params], cwd=ROOT, env=_env(), capture_output=True,
+                             text=True, timeout=900)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    for name in ("00_start_here", "04_few_shot_learning"):
+        nb = nbformat.read(build / "executed" / f"{name}.ipynb", as_version=4)
+        injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert injected and "SEED = 1" in injected[0].source
