@@ -10,7 +10,7 @@ P      ?=
 # Notebooks run offline and headless.
 NB_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 MPLBACKEND=Agg
 
-.PHONY: install course bench test lint unit nbval lab sync-notebooks lock base-model clean distclean
+.PHONY: install course bench test lint unit nbval browser-test lab sync-notebooks lock base-model clean distclean
 
 install: $(STAMP)
 
@@ -41,6 +41,11 @@ unit: $(STAMP)
 
 nbval: $(STAMP)
 	$(NB_ENV) $(PY) -m pytest --nbval-lax --nbval-current-env notebooks/
+
+# A real client: JupyterLab + headless Chromium (Debian's package; Playwright drives it, no browser download).
+browser-test: $(STAMP)
+	command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q --no-install-recommends chromium; }
+	$(NB_ENV) $(PY) -m pytest tests_browser
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
