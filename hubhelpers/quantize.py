@@ -1,0 +1,145 @@
+"""Quantization written by hand: absmax (symmetric) and zero-point (asymmetric) integer quantization of a tensor,
+per tensor, per output channel or in blocks; fake-quantizing a model's linear layers; and the resulting size.
+
+absmax:     s = max|x| / (2^(b-1) - 1),  q = round(x / s) in [-(2^(b-1) - 1), 2^(b-1) - 1],  x^ = s * q
+zero-point: s = (max x - min x) / (2^b - 1),  z = round(-min x / s),  q = clamp(round(x / s) + z, 0, 2^b - 1),
+            x^ = s * (q - z)
+Each group (the whole tensor, one row, or one block of consecutive values of a row) gets its own s (and z).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEMES = ("absmax", "zeropoint")
+GRANULARITIES = ("tensor", "channel", "block")
+
+
+@dataclass
+class Quantized:
+    """Integer codes of a tensor with one scale (and zero point) per group, and how to undo the grouping."""
+
+    q: object  # integer tensor, shape (groups, group_size)
+    scale: object  # float tensor, shape (groups, 1)
+    zero: object | None  # integer tensor (groups, 1) for zero-point, None for absmax
+    bits: int
+    shape: tuple
+    granularity: str
+
+
+def _check(bits: int, scheme: str, granularity: str, block_size: int) -> None:
+    """ValueError naming any bad argument."""
+    if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= 16:
+        raise ValueError(f"bits must be an int in [2, 16], got {bits!r}")
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown scheme {scheme!r}; accepted: {SCHEMES}")
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"unknown granularity {granularity!r}; accepted: {GRANULARITIES}")
+    if not isinstance(block_size, int) or block_size < 1:
+        raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
+
+
+def _groups(x, granularity: str, block_size: int):
+    """`x` reshaped to (groups, group_size): one row for the tensor, one per output row, or one per block."""
+    if granularity == "tensor":
+        return x.reshape(1, -1)
+    if granularity == "channel":
+        return x.reshape(x.shape[0], -1) if x.dim() > 1 else x.reshape(1, -1)
+    if x.numel() % block_size:
+        raise ValueError(f"a tensor of {x.numel()} values cannot be cut into blocks of block_size={block_size}")
+    return x.reshape(-1, block_size)
+
+
+def quantize(x, bits: int, scheme: str = "absmax", granularity: str = "tensor", block_size: int = 64) -> Quantized:
+    """Integer codes of float tensor `x` at `bits` bits with the given scheme and granularity."""
+    import torch
+
+    _check(bits, scheme, granularity, block_size)
+    g = _groups(x.detach().float(), granularity, block_size)
+    tiny = torch.finfo(torch.float32).tiny
+    if scheme == "absmax":
+        qmax = 2 ** (bits - 1) - 1
+        scale = (g.abs().amax(1, keepdim=True) / qmax).clamp(min=tiny)
+        q = torch.round(g / scale).clamp(-qmax, qmax).to(torch.int32)
+        return Quantized(q, scale, None, bits, tuple(x.shape), granularity)
+    levels = 2**bits - 1
+    lo, hi = g.amin(1, keepdim=True).clamp(max=0), g.amax(1, keepdim=True).clamp(min=0)  # keep 0 representable
+    scale = ((hi - lo) / levels).clamp(min=tiny)
+    zero = torch.round(-lo / scale).clamp(0, levels)
+    q = (torch.round(g / scale) + zero).clamp(0, levels).to(torch.int32)
+    return Quantized(q, scale, zero.to(torch.int32), bits, tuple(x.shape), granularity)
+
+
+def dequantize(qx: Quantized):
+    """The float tensor the codes stand for: scale * q (absmax) or scale * (q - zero) (zero-point)."""
+    q = qx.q.float() if qx.zero is None else (qx.q - qx.zero).float()
+    return (q * qx.scale).reshape(qx.shape)
+
+
+def fake_quantize(x, bits: int, scheme: str = "absmax", granularity: str = "tensor", block_size: int = 64):
+    """Quantize then dequantize `x`: the float tensor a `bits`-bit model would actually compute with."""
+    return dequantize(quantize(x, bits, scheme, granularity, block_size)).to(x.dtype)
+
+
+def n_groups(shape: tuple, granularity: str, block_size: int = 64) -> int:
+    """How many scales a tensor of `shape` needs at this granularity."""
+    numel = 1
+    for d in shape:
+        numel *= d
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"unknown granularity {granularity!r}; accepted: {GRANULARITIES}")
+    return {"tensor": 1, "channel": shape[0] if len(shape) > 1 else 1, "block": -(-numel // block_size)}[granularity]
+
+
+def quantized_nbytes(shape: tuple, bits: int, scheme: str = "absmax", granularity: str = "tensor",
+                     block_size: int = 64, scale_bytes: int = 2) -> float:
+    """Storage of the codes (bits per value) plus one scale (and one zero point) per group."""
+    _check(bits, scheme, granularity, block_size)
+    numel = 1
+    for d in shape:
+        numel *= d
+    groups = n_groups(shape, granularity, block_size)
+    per_group = scale_bytes + (bits / 8 if scheme == "zeropoint" else 0)  # a zero point is stored in `bits` bits
+    return numel * bits / 8 + groups * per_group
+
+
+def relative_error(x, x_hat) -> float:
+    """||x - x^|| / ||x||: the reconstruction error relative to the tensor's size."""
+    return float((x - x_hat).norm() / x.norm().clamp(min=1e-30))
+
+
+def quantizable_linears(model, skip: tuple[str, ...] = ("lm_head",)) -> dict:
+    """name -> nn.Linear for every linear layer of `model` except those whose name ends with one in `skip`."""
+    import torch
+
+    return {name: m for name, m in model.named_modules()
+            if isinstance(m, torch.nn.Linear) and name.split(".")[-1] not in skip}
+
+
+def fake_quantize_model(model, bits: int, scheme: str = "absmax", granularity: str = "block",
+                        block_size: int = 64, skip: tuple[str, ...] = ("lm_head",)) -> dict:
+    """Replace every linear weight (except `skip`) by its fake-quantized copy, in place; returns the sizes.
+
+    The returned dict has 'fp32_bytes' (the model as stored in fp32) and 'quantized_bytes' (quantized linears
+    at `bits` bits with fp16 scales, everything else still fp32). Tied weights are counted once.
+    """
+    import torch
+
+    linears = quantizable_linears(model, skip)
+    if not linears:
+        raise ValueError("the model has no linear layers to quantize (all were skipped?)")
+    seen, total, saved = set(), 0.0, 0.0
+    for p in model.parameters():
+        if id(p) not in seen:
+            seen.add(id(p))
+            total += p.numel() * 4.0
+    done = set()
+    with torch.no_grad():
+        for layer in linears.values():
+            w = layer.weight
+            if id(w) in done:
+                continue
+            done.add(id(w))
+            w.copy_(fake_quantize(w, bits, scheme, granularity, block_size))
+            saved += w.numel() * 4.0 - quantized_nbytes(tuple(w.shape), bits, scheme, granularity, block_size)
+    return {"fp32_bytes": total, "quantized_bytes": total - saved}
