@@ -181,3 +181,20 @@ def logged_losses(trainer) -> tuple[list[int], list[float]]:
     """(steps, training losses) the trainer logged."""
     rows = [r for r in trainer.state.log_history if "loss" in r]
     return [r["step"] for r in rows], [r["loss"] for r in rows]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The new-relation task of notebooks 05 and 07
+# ---------------------------------------------------------------------------------------------------------
+
+def new_relation_task(world: W.World, relation: str = "instrument", seed: int = 0) -> tuple[list, list]:
+    """(training, evaluation) closed-book questions about a relation the base model never saw.
+
+    Every training person is asked twice (two paraphrases drawn at random); evaluation asks each once more.
+    """
+    if relation not in W.RESERVED_RELATIONS:
+        raise ValueError(f"relation must be one the base model never saw, one of {W.RESERVED_RELATIONS}; "
+                         f"got {relation!r}")
+    train = W.closed_book_questions(world, "train", 2 * len(world.train), seed=seed, relations=(relation,))
+    evaluation = W.closed_book_questions(world, "train", len(world.train), seed=seed + 1, relations=(relation,))
+    return train, evaluation

@@ -1,0 +1,76 @@
+"""LoRA helpers: untying keeps outputs, adapters start as the identity update, merging equals the adapter model;
+and the new-relation task data of notebooks 05 and 07."""
+
+import pytest
+import torch
+
+from hubhelpers import lora as L
+
+
+@pytest.fixture()
+def tiny(tiny_chat_model_dir):
+    from hubhelpers.models import load_model
+
+    return load_model(str(tiny_chat_model_dir), device="cpu")
+
+
+def test_untie_keeps_outputs_and_separates_the_weights(tiny):
+    model, tok = tiny
+    prompts = ["Q: Where does Zuzu live?\nA:", "hello"]
+    before = L.max_logit_diff(model, model, tok, prompts)
+    assert before == 0.0
+    import copy
+
+    tied = copy.deepcopy(model)
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    L.untie_output_embeddings(model)
+    assert model.get_output_embeddings().weight is not model.get_input_embeddings().weight
+    assert model.config.tie_word_embeddings is False
+    assert L.max_logit_diff(tied, model, tok, prompts) == 0.0
+    assert L.untie_output_embeddings(model) is model  # already untied: unchanged
+
+
+def test_lora_starts_as_the_base_trains_few_parameters_and_merges_exactly(tiny):
+    model, tok = tiny
+    import copy
+
+    base = copy.deepcopy(model)
+    targets = list(L.BLOCK_LINEARS) + ["embed_tokens", "lm_head"]
+    peft_model = L.lora_model(L.untie_output_embeddings(model), r=2, alpha=4.0, target_modules=targets)
+    prompts = ["Q: Which pet does Zuzu have?\nA:"]
+    assert L.max_logit_diff(base, peft_model, tok, prompts) < 1e-5  # B = 0 at initialisation
+    trainable, total, fraction = L.trainable_fraction(peft_model)
+    assert 0 < trainable < total and fraction == trainable / total
+    assert all("lora_" in n for n, p in peft_model.named_parameters() if p.requires_grad)
+    with torch.no_grad():  # pretend training moved the adapters
+        for n, p in peft_model.named_parameters():
+            if "lora_B" in n or "lora_embedding_B" in n:
+                p.normal_(0, 0.1)
+    adapted = L.max_logit_diff(base, peft_model, tok, prompts)
+    assert adapted > 1e-3
+    reference = copy.deepcopy(peft_model)
+    merged = peft_model.merge_and_unload()
+    assert not any("lora_" in n for n, _ in merged.named_parameters())
+    assert L.max_logit_diff(reference, merged, tok, prompts) < 1e-4
+
+
+def test_bad_lora_arguments_are_named(tiny):
+    model, _ = tiny
+    with pytest.raises(ValueError, match="attn_proj"):
+        L.lora_model(model, r=2, alpha=4.0, target_modules=["attn_proj"])
+    with pytest.raises(ValueError, match="r must be"):
+        L.lora_model(model, r=0, alpha=4.0, target_modules=["q_proj"])
+    with pytest.raises(ValueError, match="at least one prompt"):
+        L.max_logit_diff(model, model, None, [])
+
+
+def test_new_relation_task():
+    from hubhelpers import world as W
+    from hubhelpers.finetune import new_relation_task
+
+    world = W.make_world()
+    train, evaluation = new_relation_task(world, "instrument", seed=0)
+    assert len(train) == 2 * len(world.train) and len(evaluation) == len(world.train)
+    assert train == W.closed_book_questions(world, "train", 2 * len(world.train), seed=0, relations=("instrument",))
+    with pytest.raises(ValueError, match="'city'"):
+        new_relation_task(world, "city")
