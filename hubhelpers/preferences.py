@@ -190,8 +190,8 @@ def reward_config(output_dir: str | Path, steps: int = 100, lr: float = 1e-3, ba
     """A ``RewardConfig`` for small CPU runs: fp32, no saving, no external loggers."""
     from trl import RewardConfig
 
-    return RewardConfig(**_trainer_settings(output_dir, steps, lr, batch_size, seed), max_length=128,
-                        **overrides)
+    settings = {**_trainer_settings(output_dir, steps, lr, batch_size, seed), "max_length": 128}
+    return RewardConfig(**{**settings, **overrides})
 
 
 def _trainer_settings(output_dir, steps: int, lr: float, batch_size: int, seed: int) -> dict:
@@ -399,8 +399,8 @@ def dpo_config(output_dir: str | Path, steps: int = 100, lr: float = 1e-3, batch
 
     if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta > 0:
         raise ValueError(f"beta must be a number > 0, got {beta!r}")
-    return DPOConfig(**_trainer_settings(output_dir, steps, lr, batch_size, seed), beta=beta, max_length=128,
-                     **overrides)
+    settings = {**_trainer_settings(output_dir, steps, lr, batch_size, seed), "beta": beta, "max_length": 128}
+    return DPOConfig(**{**settings, **overrides})
 
 
 def dpo_train(model, tokenizer, pairs: Sequence[dict], config):
