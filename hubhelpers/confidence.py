@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .evaluation import batches, normalise
+from .prompting import continuation_distributions
 
 
 @dataclass(frozen=True)
@@ -49,24 +50,11 @@ def answer_scores(model, tokenizer, prompts: Sequence[str], answers: Sequence[st
     _check_pairs(prompts, answers)
     pairs = [(tokenizer(p)["input_ids"], tokenizer(" " + a.strip(), add_special_tokens=False)["input_ids"])
              for p, a in zip(prompts, answers)]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     out: list[AnswerScore] = []
-    for chunk in batches(pairs, batch_size):
-        length = max(len(p) + len(c) for p, c in chunk)
-        ids = torch.full((len(chunk), length), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, (p, c) in enumerate(chunk):
-            ids[row, : len(p) + len(c)] = torch.tensor(p + c)
-            mask[row, : len(p) + len(c)] = 1
-        with torch.inference_mode():
-            logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits
-            logp = logits.float().log_softmax(-1).cpu()
-        for row, (p, c) in enumerate(chunk):
-            positions = torch.arange(len(p) - 1, len(p) + len(c) - 1)
-            dist = logp[row, positions]  # next-token distributions that produced each answer token
-            picked = dist[torch.arange(len(c)), torch.tensor(c)]
-            entropy = -(dist.exp() * dist).sum(-1)
-            out.append(AnswerScore(float(picked.sum()), float(picked.mean()), float(entropy.mean()), len(c)))
+    for (_, c), dist in zip(pairs, continuation_distributions(model, tokenizer, pairs, batch_size)):
+        picked = dist[torch.arange(len(c)), torch.tensor(c)]  # log P of each answer token
+        entropy = -(dist.exp() * dist).sum(-1)
+        out.append(AnswerScore(float(picked.sum()), float(picked.mean()), float(entropy.mean()), len(c)))
     return out
 
 

@@ -159,9 +159,19 @@ def continuation_logprobs(model, tokenizer, prompts: Sequence[str], continuation
         if not c:
             raise ValueError(f"continuation {cont!r} has no tokens")
         pairs.append((p, c))
+    return [float(dist[torch.arange(len(c)), torch.tensor(c)].sum())
+            for (_, c), dist in zip(pairs, continuation_distributions(model, tokenizer, pairs, batch_size))]
+
+
+def continuation_distributions(model, tokenizer, pairs: Sequence[tuple[list[int], list[int]]], batch_size: int = 64):
+    """For each (prompt ids, continuation ids): the log-softmax rows that predicted the continuation's tokens.
+
+    Yields one (len(continuation), vocab) tensor per pair; pairs are joined, right-padded and run in batches.
+    """
+    import torch
+
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    out: list[float] = []
-    for chunk in batches(pairs, batch_size):
+    for chunk in batches(list(pairs), batch_size):
         length = max(len(p) + len(c) for p, c in chunk)
         ids = torch.full((len(chunk), length), pad, dtype=torch.long)
         mask = torch.zeros_like(ids)
@@ -172,9 +182,7 @@ def continuation_logprobs(model, tokenizer, prompts: Sequence[str], continuation
             logp = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits.float()
             logp = logp.log_softmax(-1).cpu()
         for row, (p, c) in enumerate(chunk):
-            positions = torch.arange(len(p) - 1, len(p) + len(c) - 1)
-            out.append(float(logp[row, positions, torch.tensor(c)].sum()))
-    return out
+            yield logp[row, len(p) - 1: len(p) + len(c) - 1]  # (len(c), vocab)
 
 
 def choose_answers(model, tokenizer, prompts: Sequence[str], candidates: Sequence[Sequence[str]],
