@@ -167,13 +167,20 @@ def sft_config(output_dir: str | Path, steps: int = 200, lr: float = 1e-3, batch
     return SFTConfig(**settings)
 
 
+def release(model):
+    """Undo a trainer's patch of `model.forward` (bound to this object), so deep copies run their own weights."""
+    model.__dict__.pop("forward", None)
+    model.__dict__.pop("_original_forward", None)
+    return model
+
+
 def sft_train(model, tokenizer, examples: Sequence[dict], config):
     """Fine-tune `model` in place with TRL's SFTTrainer on chat `examples`; returns the trainer (log in .state)."""
     from trl import SFTTrainer
 
     trainer = SFTTrainer(model=model, args=config, train_dataset=chat_dataset(examples), processing_class=tokenizer)
     trainer.train()
-    model.eval()
+    release(model).eval()  # a later copy.deepcopy(model) must run the copy's weights, not these
     return trainer
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hubhelpers import world as W
 from hubhelpers.evaluation import batches
-from hubhelpers.finetune import chat_prompt, stop_token_ids
+from hubhelpers.finetune import chat_prompt, release, stop_token_ids
 
 PREFERRED_STYLE = "sentence"
 STYLES = {
@@ -165,13 +165,6 @@ def reward_model_from(model):
     base = getattr(model, model.base_model_prefix)
     getattr(rm, rm.base_model_prefix).load_state_dict(base.state_dict())
     return rm.to(model.device)
-
-
-def release(model):
-    """Undo the trainer's patch of `model.forward` (bound to this object), so deep copies run their own weights."""
-    model.__dict__.pop("forward", None)
-    model.__dict__.pop("_original_forward", None)
-    return model
 
 
 def supervised_policy(model, tokenizer, demonstrations: Sequence[dict], config):

@@ -92,3 +92,23 @@ def test_sft_trains_a_tiny_model(tiny_chat_model_dir, world, tmp_path, assistant
     assert n_trained == (n_assistant if assistant_only else len(row["input_ids"]))
     acc, by_kind, responses = F.instruction_accuracy(model, tok, test, max_new_tokens=4)
     assert 0 <= acc <= 1 and len(responses) == len(test) and set(by_kind) <= set(W.INSTRUCTIONS)
+
+
+def test_sft_train_leaves_a_model_that_deep_copies_cleanly(tiny_chat_model_dir, tmp_path):
+    import copy
+
+    import torch
+
+    from hubhelpers import finetune as F
+    from hubhelpers import world as W
+    from hubhelpers.models import load_model
+
+    model, tok = load_model(str(tiny_chat_model_dir), device="cpu")
+    examples = W.instruction_examples(W.make_world(W.WorldConfig(n_train=12, n_heldout=6)), 8)
+    F.sft_train(model, tok, examples, F.sft_config(tmp_path / "sft", steps=2, batch_size=4))
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.add_(1.0)
+    ids = tok("Where does Ada live?", return_tensors="pt")
+    assert not torch.allclose(twin(**ids).logits, model(**ids).logits)  # the copy runs its own weights
