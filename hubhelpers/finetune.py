@@ -144,27 +144,29 @@ def instruction_accuracy(model, tokenizer, examples: Sequence[dict], max_new_tok
 # Supervised fine-tuning with TRL
 # ---------------------------------------------------------------------------------------------------------
 
-def sft_config(output_dir: str | Path, steps: int = 200, lr: float = 1e-3, batch_size: int = 16,
-               assistant_only: bool = True, seed: int = 0, **overrides):
-    """An ``SFTConfig`` for small CPU runs: fp32, no checkpointing, no saving, no external loggers."""
-    from trl import SFTConfig
-
+def trainer_settings(output_dir: str | Path, steps: int, lr: float, batch_size: int, seed: int = 0) -> dict:
+    """TrainingArguments for the course's small TRL runs: fp32, cosine, no saving, no external loggers."""
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
     if not (isinstance(lr, (int, float)) and 0 < lr < 1):
         raise ValueError(f"lr must be in (0, 1), got {lr!r}")
-    settings = {
-        "output_dir": str(output_dir), "max_steps": steps, "learning_rate": lr,
-        "per_device_train_batch_size": batch_size, "assistant_only_loss": assistant_only, "max_length": 256,
-        "lr_scheduler_type": "cosine", "warmup_steps": steps // 10, "weight_decay": 0.0,
-        "logging_steps": max(1, steps // 20), "save_strategy": "no", "report_to": "none", "bf16": False,
-        "fp16": False, "gradient_checkpointing": False, "seed": seed, "data_seed": seed, "disable_tqdm": False,
-        "dataloader_num_workers": 0, "dataloader_pin_memory": False,
-    }
-    settings.update(overrides)
-    return SFTConfig(**settings)
+    return {"output_dir": str(output_dir), "max_steps": steps, "learning_rate": lr,
+            "per_device_train_batch_size": batch_size, "lr_scheduler_type": "cosine", "warmup_steps": steps // 10,
+            "weight_decay": 0.0, "logging_steps": max(1, steps // 20), "save_strategy": "no", "report_to": "none",
+            "bf16": False, "fp16": False, "seed": seed, "data_seed": seed, "disable_tqdm": False,
+            "dataloader_num_workers": 0, "dataloader_pin_memory": False}
+
+
+def sft_config(output_dir: str | Path, steps: int = 200, lr: float = 1e-3, batch_size: int = 16,
+               assistant_only: bool = True, seed: int = 0, **overrides):
+    """An ``SFTConfig`` for small CPU runs: fp32, no checkpointing, no saving, no external loggers."""
+    from trl import SFTConfig
+
+    settings = {**trainer_settings(output_dir, steps, lr, batch_size, seed), "assistant_only_loss": assistant_only,
+                "max_length": 256, "gradient_checkpointing": False}
+    return SFTConfig(**{**settings, **overrides})
 
 
 def release(model):
@@ -174,14 +176,19 @@ def release(model):
     return model
 
 
+def run_trainer(trainer_class, model, tokenizer, dataset, config):
+    """Train `model` in place with a TRL trainer class on `dataset`; returns the trainer (its log in .state)."""
+    trainer = trainer_class(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
+    trainer.train()
+    release(model).eval()  # a later copy.deepcopy(model) must run the copy's weights, not these
+    return trainer
+
+
 def sft_train(model, tokenizer, examples: Sequence[dict], config):
     """Fine-tune `model` in place with TRL's SFTTrainer on chat `examples`; returns the trainer (log in .state)."""
     from trl import SFTTrainer
 
-    trainer = SFTTrainer(model=model, args=config, train_dataset=chat_dataset(examples), processing_class=tokenizer)
-    trainer.train()
-    release(model).eval()  # a later copy.deepcopy(model) must run the copy's weights, not these
-    return trainer
+    return run_trainer(SFTTrainer, model, tokenizer, chat_dataset(examples), config)
 
 
 def logged_losses(trainer) -> tuple[list[int], list[float]]:

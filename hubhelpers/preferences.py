@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hubhelpers import world as W
 from hubhelpers.evaluation import batches
-from hubhelpers.finetune import chat_prompt, release, stop_token_ids
+from hubhelpers.finetune import chat_prompt, release, run_trainer, stop_token_ids, trainer_settings
 
 PREFERRED_STYLE = "sentence"
 STYLES = {
@@ -183,33 +183,15 @@ def reward_config(output_dir: str | Path, steps: int = 100, lr: float = 1e-3, ba
     """A ``RewardConfig`` for small CPU runs: fp32, no saving, no external loggers."""
     from trl import RewardConfig
 
-    settings = {**_trainer_settings(output_dir, steps, lr, batch_size, seed), "max_length": 128}
+    settings = {**trainer_settings(output_dir, steps, lr, batch_size, seed), "max_length": 128}
     return RewardConfig(**{**settings, **overrides})
-
-
-def _trainer_settings(output_dir, steps: int, lr: float, batch_size: int, seed: int) -> dict:
-    """Shared TrainingArguments for the small TRL runs of this module."""
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    if not (isinstance(lr, (int, float)) and 0 < lr < 1):
-        raise ValueError(f"lr must be in (0, 1), got {lr!r}")
-    return {"output_dir": str(output_dir), "max_steps": steps, "learning_rate": lr,
-            "per_device_train_batch_size": batch_size, "lr_scheduler_type": "cosine", "warmup_steps": steps // 10,
-            "weight_decay": 0.0, "logging_steps": max(1, steps // 20), "save_strategy": "no", "report_to": "none",
-            "bf16": False, "fp16": False, "seed": seed, "data_seed": seed, "disable_tqdm": False,
-            "dataloader_num_workers": 0, "dataloader_pin_memory": False}
 
 
 def train_reward_model(rm, tokenizer, pairs: Sequence[dict], config):
     """Train `rm` in place with TRL's RewardTrainer (loss -log sigmoid(r_chosen - r_rejected)); returns the trainer."""
     from trl import RewardTrainer
 
-    trainer = RewardTrainer(model=rm, args=config, train_dataset=pair_dataset(pairs), processing_class=tokenizer)
-    trainer.train()
-    release(rm).eval()
-    return trainer
+    return run_trainer(RewardTrainer, rm, tokenizer, pair_dataset(pairs), config)
 
 
 def reward_scores(rm, tokenizer, prompts: Sequence[list], replies: Sequence[str], batch_size: int = 64):
@@ -392,7 +374,7 @@ def dpo_config(output_dir: str | Path, steps: int = 100, lr: float = 1e-3, batch
 
     if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta > 0:
         raise ValueError(f"beta must be a number > 0, got {beta!r}")
-    settings = {**_trainer_settings(output_dir, steps, lr, batch_size, seed), "beta": beta, "max_length": 128}
+    settings = {**trainer_settings(output_dir, steps, lr, batch_size, seed), "beta": beta, "max_length": 128}
     return DPOConfig(**{**settings, **overrides})
 
 
@@ -400,10 +382,7 @@ def dpo_train(model, tokenizer, pairs: Sequence[dict], config):
     """Train `model` in place with TRL's DPOTrainer (its frozen copy is the reference); returns the trainer."""
     from trl import DPOTrainer
 
-    trainer = DPOTrainer(model=model, args=config, train_dataset=pair_dataset(pairs), processing_class=tokenizer)
-    trainer.train()
-    release(model).eval()
-    return trainer
+    return run_trainer(DPOTrainer, model, tokenizer, pair_dataset(pairs), config)
 
 
 def reply_logprobs(model, tokenizer, prompts: Sequence[list], replies: Sequence[str], batch_size: int = 64):

@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import world as W
 
@@ -130,9 +131,13 @@ def build_store(chunks: Sequence, embeddings, persist_directory, collection_name
     """Rebuild the collection from scratch (delete, create, add with deterministic ids): never duplicates."""
     if not chunks:
         raise ValueError("build_store needs at least one chunk, got none")
-    store = open_store(persist_directory, embeddings, collection_name)
-    store.reset_collection()  # delete the old collection and create an empty one
-    store.add_documents(list(chunks), ids=chunk_ids(chunks))
+    from filelock import FileLock
+
+    Path(persist_directory).mkdir(parents=True, exist_ok=True)
+    with FileLock(str(Path(persist_directory) / ".rebuild.lock")):  # one rebuild at a time, never half-written
+        store = open_store(persist_directory, embeddings, collection_name)
+        store.reset_collection()  # delete the old collection and create an empty one
+        store.add_documents(list(chunks), ids=chunk_ids(chunks))
     return store
 
 

@@ -24,3 +24,19 @@ def tiny_chat_model_dir(tmp_path_factory):
     model.save_pretrained(path, safe_serialization=True)
     tok.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def world():
+    """The default TinyWorld (the one the shipped model was trained on)."""
+    from hubhelpers import world as W
+
+    return W.make_world()
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_chat_model_dir):
+    """(model, tokenizer) of the tiny chat model, loaded once per test module."""
+    from hubhelpers.models import load_model
+
+    return load_model(str(tiny_chat_model_dir), device="cpu")

@@ -7,16 +7,6 @@ from hubhelpers import world as W
 from hubhelpers.models import load_model
 
 
-@pytest.fixture(scope="module")
-def world():
-    return W.make_world()
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_chat_model_dir):
-    return load_model(str(tiny_chat_model_dir), device="cpu")
-
-
 def test_splits_never_test_a_trained_question(world):
     train, test = F.instruction_splits(world, 300, 80, seed=3)
     assert len(train) == 300 and len(test) == 80

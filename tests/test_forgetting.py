@@ -7,18 +7,7 @@ import torch
 
 from hubhelpers import forgetting as G
 from hubhelpers import world as W
-from hubhelpers.models import load_model
 from hubhelpers.training import encode_examples, example_mean_loss
-
-
-@pytest.fixture(scope="module")
-def world():
-    return W.make_world()
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_chat_model_dir):
-    return load_model(str(tiny_chat_model_dir), device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -7,17 +7,6 @@ import torch
 
 from hubhelpers import preferences as P
 from hubhelpers import world as W
-from hubhelpers.models import load_model
-
-
-@pytest.fixture(scope="module")
-def world():
-    return W.make_world()
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_chat_model_dir):
-    return load_model(str(tiny_chat_model_dir), device="cpu")
 
 
 def test_pairs_prefer_the_true_sentence_and_keep_people_apart(world):
