@@ -122,7 +122,8 @@ def train_tasks(model, tokenizer, task_a: Sequence, task_b: Sequence, cfg: Forge
 
     run_eval(0)
     model.train()
-    for step in tqdm(range(cfg.steps), disable=not progress, desc=f"alpha={cfg.alpha:g}"):
+    for step in tqdm(range(cfg.steps), disable=not progress, desc=f"alpha={cfg.alpha:g}",
+                     mininterval=0.5):
         rng = random.Random(f"forget-{cfg.seed}-{step}")
         batch_b = encode_examples(tokenizer, rng.sample(list(task_b), min(cfg.batch_size, len(task_b))), cfg.max_len)
         batch_a = (encode_examples(tokenizer, rng.sample(list(task_a), min(cfg.batch_size, len(task_a))), cfg.max_len)

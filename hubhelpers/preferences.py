@@ -334,7 +334,7 @@ def reinforce(policy, reference, tokenizer, examples: Sequence[dict], reward_fn:
     opt = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=cfg.lr)
     rng = random.Random(f"reinforce-{cfg.seed}")
     result = RLResult()
-    for step in tqdm(range(cfg.steps), disable=not progress, desc="policy steps"):
+    for step in tqdm(range(cfg.steps), disable=not progress, desc="policy steps", mininterval=0.5):
         batch = [rng.choice(examples) for _ in range(cfg.batch_size)]
         sample = sample_replies(policy, tokenizer, batch, cfg.max_new_tokens, cfg.temperature)
         r_env, r_h = reward_fn(batch, sample["texts"])

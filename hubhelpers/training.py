@@ -153,7 +153,10 @@ def train(model, tokenizer, sample_batch: Callable[[random.Random, float, int], 
     model.train()
     t0 = time.perf_counter() - result.wall_s
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
-    bar = tqdm(range(start, end), initial=start, total=cfg.steps, disable=not progress, desc="train")
+    # refresh at most twice a second: in Jupyter each refresh is a widget message, and thousands of them overflow
+    # the kernel's output channel (a client that reads it only after the cell, like nbval, then loses messages)
+    bar = tqdm(range(start, end), initial=start, total=cfg.steps, disable=not progress, desc="train",
+               mininterval=0.5)
     for step in bar:
         clock = time.perf_counter()
         rng = random.Random(f"batch-{cfg.seed}-{step}")
@@ -176,7 +179,7 @@ def train(model, tokenizer, sample_batch: Callable[[random.Random, float, int], 
         opt.step()
         _lap(result.phase_s, "optimizer", clock)
         result.history.append({"step": step + 1, "loss": round(loss, 5), "lr": lr})
-        bar.set_postfix(loss=f"{loss:.3f}")
+        bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
         if evaluate is not None and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
             model.eval()
             with torch.inference_mode():
