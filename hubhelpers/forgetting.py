@@ -165,18 +165,6 @@ def task_loss(model, tokenizer, examples: Sequence, max_len: int = 64, batch_siz
     return total / len(examples)
 
 
-def lora_model(model, r: int = 8, lora_alpha: int = 16, target_modules: tuple[str, ...] = (
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")):
-    """`model` wrapped with PEFT LoRA adapters of rank r: the base weights are frozen, only the adapters train."""
-    from peft import LoraConfig, get_peft_model
-
-    if not isinstance(r, int) or isinstance(r, bool) or r < 1:
-        raise ValueError(f"LoRA rank r must be an int >= 1, got {r!r}")
-    config = LoraConfig(r=r, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules=list(target_modules),
-                        task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
-
-
 def split_by_person(examples: Sequence, fraction: float = 0.5, seed: int = 0) -> tuple[list, list]:
     """Examples about a random `fraction` of the people, and those about the others (no person in both)."""
     if not 0 < fraction < 1:

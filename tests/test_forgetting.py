@@ -7,6 +7,7 @@ import torch
 
 from hubhelpers import forgetting as G
 from hubhelpers import world as W
+from hubhelpers.lora import BLOCK_LINEARS, lora_model
 from hubhelpers.training import encode_examples, example_mean_loss
 
 
@@ -39,7 +40,7 @@ def test_bad_config_values_raise():
     with pytest.raises(ValueError, match="steps.*0"):
         G.ForgetConfig(steps=0)
     with pytest.raises(ValueError, match="rank r.*0"):
-        G.lora_model(None, r=0)
+        lora_model(None, r=0, alpha=1.0, target_modules=BLOCK_LINEARS)
 
 
 def test_l2_anchor_is_zero_at_init_and_the_sum_of_squares_after(tiny):
@@ -76,7 +77,7 @@ def test_task_loss_equals_the_batch_loss(tiny, tasks):
 
 def test_lora_freezes_the_base(tiny, tasks):
     model, tok = tiny
-    wrapped = G.lora_model(copy.deepcopy(model), r=4, lora_alpha=8)
+    wrapped = lora_model(copy.deepcopy(model), r=4, alpha=8.0, target_modules=BLOCK_LINEARS)
     frozen = {n: p.detach().clone() for n, p in wrapped.named_parameters() if not p.requires_grad}
     G.train_tasks(wrapped, tok, tasks["A"], tasks["B"], G.ForgetConfig(steps=5, batch_size=8, warmup_steps=1),
                   progress=False)
