@@ -195,11 +195,9 @@ def generation_throughput(n_prompts: int = 16, new_tokens: int = 32) -> dict:
 
 def retrieval_latency(n_documents: int = 280, n_queries: int = 50) -> dict:
     """Mean ms per query (embed the query with MiniLM, search a Chroma collection of TinyWorld bios)."""
-    import chromadb
-    from langchain_chroma import Chroma
-
     from . import world as W
     from .chains import minilm_embeddings
+    from .retrieval import open_store
 
     world = W.make_world()
     people = (list(world.train) + list(world.heldout))[:n_documents]
@@ -207,9 +205,7 @@ def retrieval_latency(n_documents: int = 280, n_queries: int = 50) -> dict:
     texts = [W.bio(person, rng) for person in people]
     queries = [f"Where does {person.name} live?" for person in people[:n_queries]]
     with tempfile.TemporaryDirectory() as tmp:
-        settings = chromadb.config.Settings(anonymized_telemetry=False, is_persistent=True, persist_directory=tmp)
-        store = Chroma("bench", embedding_function=minilm_embeddings(), client_settings=settings,
-                       persist_directory=tmp)
+        store = open_store(tmp, minilm_embeddings(), "bench")  # telemetry off, as in notebook 10
         start = time.perf_counter()
         store.add_texts(texts, ids=[str(i) for i in range(len(texts))])
         index_s = time.perf_counter() - start
