@@ -206,11 +206,11 @@ def merge_entries(build_dir: Path, filename: str, notebook: str, entries: Mappin
     update_json(build_dir, filename, lambda data: data.setdefault(notebook, {}).update(entries))
 
 
-TIMING_RE = re.compile(r"(?:^|_)(?:s|ms|seconds|latency|speedup|per_s|rss_mb)$|_per_s_|_ms_")
+TIMING_RE = re.compile(r"(?:^|_)(?:s|ms|seconds|latency|speedup|per_s|rss_mb|kwh|co2eq_kg|gflops)$|_per_s_|_ms_")
 
 
 def is_timing(name: str) -> bool:
-    """True for figures that measure time, speed or process memory: they differ between runs by nature."""
+    """True for figures that measure time, speed, energy or process memory: they differ between runs by nature."""
     return bool(TIMING_RE.search(name))
 
 

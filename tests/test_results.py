@@ -212,3 +212,15 @@ def test_display_path_never_shows_a_machine_absolute_path(tmp_path, monkeypatch)
     elsewhere = tmp_path / "scratch" / "build"
     assert R.display_path(elsewhere) == "…/scratch/build"
     assert str(tmp_path) not in repr(R.Results("01_x", build_dir=elsewhere))
+
+
+@pytest.mark.parametrize("name", ["wall_s", "retrieval_ms_per_query", "train_tokens_per_s", "peak_rss_mb",
+                                  "energy_kwh", "co2eq_kg", "achieved_gflops", "gen_per_s_batched"])
+def test_measurements_of_time_speed_energy_and_memory_are_not_compared(name: str) -> None:
+    assert R.is_timing(name) and name not in R.comparable_figures({"nb": {name: 1.0}})["nb"]
+
+
+@pytest.mark.parametrize("name", ["recall_at_3", "gpt3_flops_ratio", "llama2_implied_intensity", "kl_to_reference",
+                                  "acc_with_retrieval", "store_records"])
+def test_effects_are_compared_between_runs(name: str) -> None:
+    assert not R.is_timing(name) and R.comparable_figures({"nb": {name: 1.0}}) == {"nb": {name: 1.0}}
