@@ -176,19 +176,42 @@ def release(model):
     return model
 
 
-def run_trainer(trainer_class, model, tokenizer, dataset, config):
+def run_trainer(trainer_class, model, tokenizer, dataset, config, callbacks: Sequence = ()):
     """Train `model` in place with a TRL trainer class on `dataset`; returns the trainer (its log in .state)."""
-    trainer = trainer_class(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
+    trainer = trainer_class(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
+                            callbacks=list(callbacks) or None)
     trainer.train()
     release(model).eval()  # a later copy.deepcopy(model) must run the copy's weights, not these
     return trainer
 
 
-def sft_train(model, tokenizer, examples: Sequence[dict], config):
+def sft_train(model, tokenizer, examples: Sequence[dict], config, callbacks: Sequence = ()):
     """Fine-tune `model` in place with TRL's SFTTrainer on chat `examples`; returns the trainer (log in .state)."""
     from trl import SFTTrainer
 
-    return run_trainer(SFTTrainer, model, tokenizer, chat_dataset(examples), config)
+    return run_trainer(SFTTrainer, model, tokenizer, chat_dataset(examples), config, callbacks)
+
+
+def accuracy_callback(tokenizer, examples: Sequence[dict], at_steps: Sequence[int]):
+    """A TrainerCallback scoring instruction accuracy on `examples` at `at_steps`; results in its `.curve`."""
+    from transformers import TrainerCallback
+
+    steps = sorted(set(at_steps))
+    if not steps or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in steps):
+        raise ValueError(f"at_steps must be positive ints, got {list(at_steps)!r}")
+    if not examples:
+        raise ValueError("accuracy_callback needs at least one example, got none")
+
+    class AccuracyCurve(TrainerCallback):
+        curve: dict[int, float] = {}
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step in steps:
+                self.curve[state.global_step] = instruction_accuracy(model, tokenizer, examples)[0]
+
+    callback = AccuracyCurve()
+    callback.curve = {}
+    return callback
 
 
 def logged_losses(trainer) -> tuple[list[int], list[float]]:

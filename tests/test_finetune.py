@@ -102,3 +102,21 @@ def test_sft_train_leaves_a_model_that_deep_copies_cleanly(tiny_chat_model_dir, 
             p.add_(1.0)
     ids = tok("Where does Ada live?", return_tensors="pt")
     assert not torch.allclose(twin(**ids).logits, model(**ids).logits)  # the copy runs its own weights
+
+
+def test_accuracy_callback_scores_the_model_at_the_given_steps(tiny_chat_model_dir, world, tmp_path):
+    model, tok = load_model(str(tiny_chat_model_dir), device="cpu")
+    train, test = F.instruction_splits(world, 32, 6)
+    curve = F.accuracy_callback(tok, test, [2, 4, 4])
+    F.sft_train(model, tok, train, F.sft_config(tmp_path, steps=4, batch_size=8, disable_tqdm=True), callbacks=[curve])
+    assert list(curve.curve) == [2, 4] and all(0 <= a <= 1 for a in curve.curve.values())
+    assert model.training is False  # scoring mid-run left the model as the trainer's end leaves it
+    assert F.accuracy_callback(tok, test, [1]).curve == {}  # a fresh callback starts empty
+
+
+@pytest.mark.parametrize("steps, examples, match", [([], 1, "at_steps"), ([0], 1, "at_steps"), (["3"], 1, "at_steps"),
+                                                    ([1], 0, "at least one example")])
+def test_accuracy_callback_rejects_bad_input(tiny, world, steps, examples, match):
+    _, tok = tiny
+    with pytest.raises(ValueError, match=match):
+        F.accuracy_callback(tok, W.instruction_examples(world, 2)[:examples], steps)
