@@ -23,6 +23,12 @@ OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 FAKE_TOKEN = "hf_" + "FakeTokenForTheLeakTest" * 2
 # cheap notebooks whose figures depend on the model, the world and sampling: what determinism must cover
 REPEATED = ("03", "04")
+# notebooks that keep files in the build folder between runs (a vector store, an emissions log): run twice below
+STATEFUL = {"10": ("rag/chroma",), "16": ("codecarbon/emissions.csv",)}
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+# notebooks whose effects come from the world's data (a model trained here, encoders): they take WORLD_SEED.
+# The others measure what the shipped model knows, so their world is the one it was trained on (its card).
+WORLD_SEEDED = ("02", "13", "15")
 
 
 def _runner(build: Path, *only: str) -> list[str]:
@@ -53,6 +59,59 @@ def test_concurrent_runs_then_a_warm_rerun_give_identical_figures(tmp_path):
                            timeout=900)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert _figures(build) == first
+
+
+def _keeps_files(path: Path) -> bool:
+    """Whether a notebook writes below its build folder (any use of build_dir other than displaying a path)."""
+    nb = nbformat.read(path, as_version=4)
+    return any("build_dir" in line and "display_path(" not in line
+               for cell in nb.cells if cell.cell_type == "code" for line in cell.source.splitlines())
+
+
+def test_the_stateful_list_names_every_notebook_that_keeps_files():
+    """Every other notebook keeps nothing but its results record, so a second run of it is a fresh run."""
+    assert {p.name[:2] for p in NOTEBOOKS if _keeps_files(p)} == set(STATEFUL)
+
+
+def test_stateful_notebooks_run_twice_in_a_row_reuse_their_files_and_give_identical_figures(tmp_path):
+    """10 (Chroma store) and 16 (CodeCarbon log) on a clean build folder, then again: same figures, no duplicates."""
+    build = tmp_path / "build"
+    figures = []
+    for _ in range(2):
+        run = subprocess.run(_runner(build, *STATEFUL), cwd=ROOT, env=_env(), capture_output=True, text=True,
+                             timeout=900)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        figures.append(_figures(build))
+        for notebook, kept in STATEFUL.items():
+            assert all((build / rel).exists() for rel in kept), (notebook, sorted(build.rglob("*")))
+    assert figures[0] == figures[1] and len(figures[0]) == len(STATEFUL)  # incl. store_records: no duplicates
+    rows = (build / "codecarbon" / "emissions.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 2, rows  # a header and one row per run: a log of runs, nothing written twice
+
+
+def _declares(path: Path, name: str) -> bool:
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    return any(line.startswith(f"{name}:") for line in cell.source.splitlines())
+
+
+def test_world_seed_is_a_parameter_exactly_where_the_world_is_not_the_shipped_models():
+    assert {p.name[:2] for p in NOTEBOOKS if _declares(p, "WORLD_SEED")} == set(WORLD_SEEDED)
+
+
+def test_world_dependent_effects_hold_in_another_world(tmp_path):
+    """02, 13 and 15 in the world of seed 1 (other people, other facts) with sampling seed 1: every band holds."""
+    build = tmp_path / "build"
+    run = subprocess.run([*_runner(build, *WORLD_SEEDED), "-p", "WORLD_SEED", "1", "-p", "SEED", "1"], cwd=ROOT,
+                         env=_env(), capture_output=True, text=True, timeout=1200)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    bands = R.load_bands(build)
+    assert len(bands) == len(WORLD_SEEDED) and all(b["passed"] for figs in bands.values() for b in figs.values())
+    for path in NOTEBOOKS:
+        if path.name[:2] in WORLD_SEEDED:
+            nb = nbformat.read(build / "executed" / path.name, as_version=4)
+            injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+            assert "WORLD_SEED = 1" in injected.source
 
 
 @pytest.fixture(scope="module")
