@@ -26,10 +26,14 @@ course: $(STAMP)
 	$(NB_ENV) $(PY) -m hubhelpers.course $(P)
 
 # The whole course with another sampling seed (data draws, initialisation, shuffling): every band must hold, so no
-# effect rests on a lucky seed. .ci/run calls it after make test (whose nbval run executes the defaults, SEED 0).
+# effect rests on a lucky seed. It runs with the network cut (a new network namespace with loopback only) and
+# without the offline variables, so nothing in the course may reach for the network either. .ci/run calls it
+# after make test, whose nbval run executes the defaults (SEED 0).
 SEED2  ?= 1
+NO_NET := unshare -rn sh -c 'ip link set lo up && exec "$$@"' sh env -u HF_HUB_OFFLINE -u TRANSFORMERS_OFFLINE \
+          -u HF_DATASETS_OFFLINE MPLBACKEND=Agg
 seeds: $(STAMP)
-	$(NB_ENV) $(PY) -m hubhelpers.course --build-dir build/seed$(SEED2) -p SEED $(SEED2)
+	$(NO_NET) $(PY) -m hubhelpers.course --build-dir build/seed$(SEED2) -p SEED $(SEED2)
 
 # Every notebook, then training / generation / retrieval throughput: a table against the budgets,
 # build/bench.json (compared with the previous one), and README's CPU-time column. B="--skip-course" etc.
