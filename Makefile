@@ -9,6 +9,10 @@ P      ?=
 
 # Notebooks run offline and headless.
 NB_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 MPLBACKEND=Agg
+# For the checks: the network cut for real (a new network namespace with loopback only, needs util-linux's unshare
+# and iproute2) and the offline variables removed, so nothing in the course may reach for the network.
+NO_NET := unshare -rn sh -c 'ip link set lo up && exec "$$@"' sh env -u HF_HUB_OFFLINE -u TRANSFORMERS_OFFLINE \
+          -u HF_DATASETS_OFFLINE MPLBACKEND=Agg
 
 .PHONY: install course seeds bench test lint unit nbval browser-test lab sync-notebooks lock base-model clean distclean
 
@@ -26,12 +30,9 @@ course: $(STAMP)
 	$(NB_ENV) $(PY) -m hubhelpers.course $(P)
 
 # The whole course with another sampling seed (data draws, initialisation, shuffling): every band must hold, so no
-# effect rests on a lucky seed. It runs with the network cut (a new network namespace with loopback only) and
-# without the offline variables, so nothing in the course may reach for the network either. .ci/run calls it
-# after make test, whose nbval run executes the defaults (SEED 0).
+# effect rests on a lucky seed; with the network cut, like nbval. .ci/run calls it after make test, whose nbval run
+# executes the defaults (SEED 0); it doubles the course's time, which would take make test past half an hour.
 SEED2  ?= 1
-NO_NET := unshare -rn sh -c 'ip link set lo up && exec "$$@"' sh env -u HF_HUB_OFFLINE -u TRANSFORMERS_OFFLINE \
-          -u HF_DATASETS_OFFLINE MPLBACKEND=Agg
 seeds: $(STAMP)
 	$(NO_NET) $(PY) -m hubhelpers.course --build-dir build/seed$(SEED2) -p SEED $(SEED2)
 
@@ -49,8 +50,9 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(NB_ENV) $(PY) -m pytest tests
 
+# Every notebook, as committed, in a fresh kernel, with the network cut: the whole course needs no network.
 nbval: $(STAMP)
-	$(NB_ENV) $(PY) -m pytest --nbval-lax --nbval-current-env notebooks/
+	$(NO_NET) $(PY) -m pytest --nbval-lax --nbval-current-env notebooks/
 
 # A real client: JupyterLab + headless Chromium (Debian's package; Playwright drives it, no browser download).
 browser-test: $(STAMP)
