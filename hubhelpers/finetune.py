@@ -203,15 +203,14 @@ def accuracy_callback(tokenizer, examples: Sequence[dict], at_steps: Sequence[in
         raise ValueError("accuracy_callback needs at least one example, got none")
 
     class AccuracyCurve(TrainerCallback):
-        curve: dict[int, float] = {}
+        def __init__(self):
+            self.curve: dict[int, float] = {}  # step -> accuracy
 
         def on_step_end(self, args, state, control, model=None, **kwargs):
             if state.global_step in steps:
                 self.curve[state.global_step] = instruction_accuracy(model, tokenizer, examples)[0]
 
-    callback = AccuracyCurve()
-    callback.curve = {}
-    return callback
+    return AccuracyCurve()
 
 
 def logged_losses(trainer) -> tuple[list[int], list[float]]:
