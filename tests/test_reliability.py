@@ -41,6 +41,12 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _injected(build: Path, name: str) -> str:
+    """The source of the cell papermill injected into the executed notebook `name` ('' when there is none)."""
+    nb = nbformat.read(build / "executed" / f"{name}.ipynb", as_version=4)
+    return next((c.source for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])), "")
+
+
 def _figures(build: Path) -> dict:
     return R.comparable_figures(R.load_results(build))
 
@@ -111,9 +117,7 @@ def test_world_dependent_effects_hold_in_another_world(tmp_path):
     assert len(bands) == len(WORLD_SEEDED) and all(b["passed"] for figs in bands.values() for b in figs.values())
     for path in NOTEBOOKS:
         if path.name[:2] in WORLD_SEEDED:
-            nb = nbformat.read(build / "executed" / path.name, as_version=4)
-            injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
-            assert "WORLD_SEED = 1" in injected.source
+            assert "WORLD_SEED = 1" in _injected(build, path.stem)
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +165,4 @@ def test_non_default_parameters_through_papermill(tmp_path):
                              text=True, timeout=900)
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     for name in ("00_start_here", "04_few_shot_learning"):
-        nb = nbformat.read(build / "executed" / f"{name}.ipynb", as_version=4)
-        injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
-        assert injected and "SEED = 1" in injected[0].source
+        assert "SEED = 1" in _injected(build, name)
