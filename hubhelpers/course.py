@@ -109,8 +109,8 @@ def papermill_parameters(args: argparse.Namespace) -> list[str]:
 def papermill_command(
     notebook: Path, output: Path, kernel: str, extra: Sequence[str], cell_timeout: int | None = None
 ) -> list[str]:
-    """Return the papermill command line executing ``notebook`` into ``output``."""
-    cmd = [sys.executable, "-m", "papermill", str(notebook), str(output), "-k", kernel]
+    """Return the papermill command line executing ``notebook`` into ``output`` (see hubhelpers.execute)."""
+    cmd = [sys.executable, "-m", "hubhelpers.execute", str(notebook), str(output), "-k", kernel]
     cmd += ["--cwd", str(notebook.parent), "--no-progress-bar", "--start-timeout", "180"]
     if cell_timeout:
         cmd += ["--execution-timeout", str(cell_timeout)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -44,8 +45,30 @@ def test_parameters_pass_through(tmp_path: Path) -> None:
     assert args.only == ["00"]
     nb, out = tmp_path / "00_a.ipynb", tmp_path / "out.ipynb"
     cmd = course.papermill_command(nb, out, "python3", ["-p", "A", "1"])
-    assert cmd[:3] == [sys.executable, "-m", "papermill"] and cmd[-3:] == ["-p", "A", "1"]
+    assert cmd[:3] == [sys.executable, "-m", "hubhelpers.execute"] and cmd[-3:] == ["-p", "A", "1"]
     assert "--cwd" in cmd and "-k" in cmd
+
+
+def test_execute_skips_the_iri_checker_and_still_validates_notebooks() -> None:
+    """The runner's papermill process never imports rfc3987_syntax, and nbformat still validates (and rejects)."""
+    code = (
+        "import sys\n"
+        "from hubhelpers.execute import skip_modules\n"
+        "skip_modules()\n"
+        "import nbformat\n"
+        "nbformat.validate(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('x = 1')]))\n"
+        "try:\n"
+        "    nbformat.validate({'cells': 3})\n"
+        "    raise SystemExit('an invalid notebook passed')\n"
+        "except nbformat.ValidationError:\n"
+        "    pass\n"
+        "assert sys.modules['rfc3987_syntax'] is None, 'rfc3987_syntax was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    usage = subprocess.run([sys.executable, "-m", "hubhelpers.execute", "--help"], capture_output=True, text=True,
+                           timeout=120)
+    assert usage.returncode == 0 and "Usage: papermill" in usage.stdout
 
 
 def test_notebook_env_points_at_build_dir(tmp_path: Path) -> None:
