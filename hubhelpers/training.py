@@ -91,6 +91,26 @@ def encode_examples(tokenizer, examples, max_len: int = 384) -> dict:
     }
 
 
+# Architectures whose logits are exactly lm_head(final hidden state): no scaling or soft-capping after the head.
+PLAIN_HEAD_MODELS = frozenset({"llama", "mistral", "qwen2", "qwen3"})
+
+
+def scored_logits(model, batch: dict):
+    """(logits, targets) at the positions whose next token is scored: shapes (n_scored, vocab) and (n_scored,).
+
+    The output head runs only where a label is scored. With the loss on answers alone (most fine-tuning here),
+    that is a small share of the positions, and the head (hidden x vocabulary) plus its softmax is a large share
+    of a small model's compute. Architectures outside PLAIN_HEAD_MODELS take the plain path (all logits).
+    """
+    labels = batch["labels"][:, 1:]
+    scored = labels != IGNORE_INDEX
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    if getattr(model.config, "model_type", None) in PLAIN_HEAD_MODELS:
+        hidden = model.get_decoder()(**inputs).last_hidden_state[:, :-1]
+        return model.get_output_embeddings()(hidden[scored]), labels[scored]
+    return model(**inputs).logits[:, :-1][scored], labels[scored]
+
+
 def example_mean_loss(model, batch: dict):
     """Cross-entropy averaged over each example's scored tokens, then over examples.
 
@@ -99,11 +119,12 @@ def example_mean_loss(model, batch: dict):
     """
     import torch.nn.functional as F
 
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
-    labels = batch["labels"][:, 1:]
-    mask = labels != IGNORE_INDEX
-    nll = F.cross_entropy(logits.transpose(1, 2), labels.clamp(min=0), reduction="none") * mask
-    return (nll.sum(1) / mask.sum(1).clamp(min=1)).mean()
+    logits, targets = scored_logits(model, batch)
+    scored = batch["labels"][:, 1:] != IGNORE_INDEX
+    rows = scored.nonzero()[:, 0]  # the example each scored position belongs to
+    nll = F.cross_entropy(logits.float(), targets, reduction="none")
+    per_example = nll.new_zeros(scored.shape[0]).index_add(0, rows, nll)
+    return (per_example / scored.sum(1).clamp(min=1)).mean()
 
 
 def _split(items: list, parts: int) -> list[list]:

@@ -138,3 +138,54 @@ def test_bad_config_is_named(kwargs):
 def test_split_keeps_order_and_sizes():
     assert T._split(list(range(5)), 2) == [[0, 1, 2], [3, 4]]
     assert T._split([1], 3) == [[1]]
+
+
+def _reference_loss(model, batch):
+    """The loss written the plain way: every position's logits, masked cross-entropy, mean per example."""
+    import torch.nn.functional as F
+
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    labels = batch["labels"][:, 1:]
+    mask = labels != T.IGNORE_INDEX
+    nll = F.cross_entropy(logits.transpose(1, 2), labels.clamp(min=0), reduction="none") * mask
+    return (nll.sum(1) / mask.sum(1).clamp(min=1)).mean()
+
+
+def _gpt2(tok):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=1, n_head=2, n_positions=256,
+                                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)).eval()
+
+
+def _lora(tok):
+    from hubhelpers.lora import BLOCK_LINEARS, lora_model, untie_output_embeddings
+
+    model = lora_model(untie_output_embeddings(_model(tok)), r=2, alpha=4.0,
+                       target_modules=BLOCK_LINEARS + ("embed_tokens", "lm_head"))
+    for name, p in model.named_parameters():  # B starts at zero: make the adapters matter
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.1)
+    return model
+
+
+@pytest.mark.parametrize("make", [_model, _lora, _gpt2], ids=["llama", "llama+lora(head)", "gpt2"])
+def test_scored_positions_loss_equals_all_logits_loss(setup, make):
+    """The head runs only where labels are scored, and loss and gradients are those of the all-logits loss."""
+    _, tok, _ = setup
+    examples = [W.Example("Q: Where does Bo live?\nA:", " Arvel\n", "closed_book"),
+                W.Example("", "Bo lives in Arvel. Bo has a pet owl.\n", "bio"),
+                W.Example("Bo -> owl\nKa ->", " cat\n", "few_shot")]
+    batch = T.encode_examples(tok, examples)
+    fast, slow = make(tok), make(tok)
+    loss_fast, loss_slow = T.example_mean_loss(fast, batch), _reference_loss(slow, batch)
+    assert loss_fast.item() == pytest.approx(loss_slow.item(), rel=1e-5)
+    logits, targets = T.scored_logits(fast, batch)
+    n_scored = int((batch["labels"][:, 1:] != T.IGNORE_INDEX).sum())
+    assert logits.shape == (n_scored, len(tok)) and targets.shape == (n_scored,)
+    loss_fast.backward()
+    loss_slow.backward()
+    grads = [(n, p.grad, q.grad) for (n, p), q in zip(fast.named_parameters(), slow.parameters()) if p.requires_grad]
+    assert grads and all(g is not None and torch.allclose(g, h, atol=1e-6) for _, g, h in grads), \
+        [n for n, g, h in grads if g is None or not torch.allclose(g, h, atol=1e-6)]
