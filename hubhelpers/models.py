@@ -87,6 +87,23 @@ def build_model(config: ModelConfig, tokenizer):
     return LlamaForCausalLM(cfg)
 
 
+# Architectures whose logits are exactly lm_head(final hidden state): no scaling or soft-capping after the head.
+PLAIN_HEAD_MODELS = frozenset({"llama", "mistral", "qwen2", "qwen3"})
+
+
+def logits_at(model, input_ids, attention_mask, where):
+    """Next-token logits at the positions `where` (bool, batch x (length - 1)) only: shape (where.sum(), vocab).
+
+    Position t of `where` stands for the logits after token t (which predict token t + 1). For the architectures
+    in PLAIN_HEAD_MODELS the output head runs on those positions alone; any other model computes all logits and
+    selects them.
+    """
+    if getattr(model.config, "model_type", None) in PLAIN_HEAD_MODELS:
+        hidden = model.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return model.get_output_embeddings()(hidden[:, :-1][where])
+    return model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][where]
+
+
 def count_parameters(model, trainable_only: bool = False) -> int:
     """Number of (trainable) parameters, counting tied weights once."""
     seen, total = set(), 0

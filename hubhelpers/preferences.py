@@ -257,10 +257,18 @@ def sample_replies(policy, tokenizer, examples: Sequence[dict], max_new_tokens: 
 
 
 def token_logprobs_and_logits(model, sample: dict):
-    """(log P(token) of every token given the ones before, log-softmax over the vocabulary), shifted by one."""
-    logits = model(input_ids=sample["input_ids"], attention_mask=sample["attention_mask"]).logits[:, :-1]
-    logp = logits.float().log_softmax(-1)
-    picked = logp.gather(-1, sample["input_ids"][:, 1:, None])[..., 0]
+    """(log P(token) of every reply token given the ones before, log-softmax over the vocabulary), shifted by one.
+
+    Shapes (batch, length - 1) and (batch, length - 1, vocab); both are computed at the reply positions
+    (sample['mask']) only, where every use of them here is masked, and are 0 elsewhere.
+    """
+    from .models import logits_at
+
+    where = sample["mask"][:, 1:]
+    logp_at = logits_at(model, sample["input_ids"], sample["attention_mask"], where).float().log_softmax(-1)
+    picked_at = logp_at.gather(-1, sample["input_ids"][:, 1:][where][:, None])[:, 0]
+    picked = picked_at.new_zeros(where.shape).masked_scatter(where, picked_at)
+    logp = logp_at.new_zeros((*where.shape, logp_at.shape[-1])).index_put((where,), logp_at)
     return picked, logp
 
 

@@ -91,24 +91,18 @@ def encode_examples(tokenizer, examples, max_len: int = 384) -> dict:
     }
 
 
-# Architectures whose logits are exactly lm_head(final hidden state): no scaling or soft-capping after the head.
-PLAIN_HEAD_MODELS = frozenset({"llama", "mistral", "qwen2", "qwen3"})
-
-
 def scored_logits(model, batch: dict):
     """(logits, targets) at the positions whose next token is scored: shapes (n_scored, vocab) and (n_scored,).
 
-    The output head runs only where a label is scored. With the loss on answers alone (most fine-tuning here),
-    that is a small share of the positions, and the head (hidden x vocabulary) plus its softmax is a large share
-    of a small model's compute. Architectures outside PLAIN_HEAD_MODELS take the plain path (all logits).
+    The output head runs only where a label is scored (models.logits_at): with the loss on answers alone (most
+    fine-tuning here) that is a small share of the positions, and the head plus its softmax is a large share of
+    a small model's compute.
     """
+    from .models import logits_at
+
     labels = batch["labels"][:, 1:]
     scored = labels != IGNORE_INDEX
-    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-    if getattr(model.config, "model_type", None) in PLAIN_HEAD_MODELS:
-        hidden = model.get_decoder()(**inputs).last_hidden_state[:, :-1]
-        return model.get_output_embeddings()(hidden[scored]), labels[scored]
-    return model(**inputs).logits[:, :-1][scored], labels[scored]
+    return logits_at(model, batch["input_ids"], batch["attention_mask"], scored), labels[scored]
 
 
 def example_mean_loss(model, batch: dict):

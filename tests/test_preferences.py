@@ -76,6 +76,26 @@ def test_kl_is_zero_for_identical_policies_and_positive_otherwise(tiny, world):
     assert (moved > 0).all()
 
 
+def test_reply_token_logprobs_equal_all_logits_at_reply_positions(tiny, world):
+    """Computed at the reply positions only, they equal the all-logits computation there (values and gradients)."""
+    model, tok = tiny
+    examples = [P.as_chat(p) for p in P.chat_preference_pairs(world, 6, seed=4)]
+    torch.manual_seed(0)
+    sample = P.sample_replies(model, tok, examples, max_new_tokens=5)
+    where = sample["mask"][:, 1:]
+    fast, slow = copy.deepcopy(model), copy.deepcopy(model)
+    picked, logp = P.token_logprobs_and_logits(fast, sample)
+    full = slow(input_ids=sample["input_ids"], attention_mask=sample["attention_mask"]).logits[:, :-1].log_softmax(-1)
+    full_picked = full.gather(-1, sample["input_ids"][:, 1:, None])[..., 0]
+    assert torch.allclose(logp[where], full[where], atol=1e-5) and torch.allclose(picked[where], full_picked[where],
+                                                                                  atol=1e-5)
+    assert not picked[~where].any() and not logp[~where].any()  # 0 outside the replies
+    (picked * where).sum().backward()
+    (full_picked * where).sum().backward()
+    for (name, a), b in zip(fast.named_parameters(), slow.parameters()):
+        assert torch.allclose(a.grad, b.grad, atol=1e-5), name
+
+
 def test_reply_logprobs_equal_a_direct_computation(tiny, world):
     model, tok = tiny
     pair = P.chat_preference_pairs(world, 1, seed=5)[0]
