@@ -91,32 +91,23 @@ def encode_examples(tokenizer, examples, max_len: int = 384) -> dict:
     }
 
 
-def scored_logits(model, batch: dict):
-    """(logits, targets) at the positions whose next token is scored: shapes (n_scored, vocab) and (n_scored,).
-
-    The output head runs only where a label is scored (models.logits_at): with the loss on answers alone (most
-    fine-tuning here) that is a small share of the positions, and the head plus its softmax is a large share of
-    a small model's compute.
-    """
-    from .models import logits_at
-
-    labels = batch["labels"][:, 1:]
-    scored = labels != IGNORE_INDEX
-    return logits_at(model, batch["input_ids"], batch["attention_mask"], scored), labels[scored]
-
-
 def example_mean_loss(model, batch: dict):
     """Cross-entropy averaged over each example's scored tokens, then over examples.
 
     Every example counts equally, so a one-word answer weighs as much as a long passage: the objective
-    is focused on answering, not dominated by the longest texts.
+    is focused on answering, not dominated by the longest texts. The output head runs only at the scored
+    positions (models.logits_at): with the loss on answers alone, most fine-tuning here, that is a small share of
+    them, and the head plus its softmax is a large share of a small model's compute.
     """
     import torch.nn.functional as F
 
-    logits, targets = scored_logits(model, batch)
-    scored = batch["labels"][:, 1:] != IGNORE_INDEX
+    from .models import logits_at
+
+    labels = batch["labels"][:, 1:]
+    scored = labels != IGNORE_INDEX
+    logits = logits_at(model, batch["input_ids"], batch["attention_mask"], scored)
     rows = scored.nonzero()[:, 0]  # the example each scored position belongs to
-    nll = F.cross_entropy(logits.float(), targets, reduction="none")
+    nll = F.cross_entropy(logits.float(), labels[scored], reduction="none")
     per_example = nll.new_zeros(scored.shape[0]).index_add(0, rows, nll)
     return (per_example / scored.sum(1).clamp(min=1)).mean()
 
