@@ -35,8 +35,11 @@ class PretrainConfig:
     tokenizer_corpus: int = 20000
     model: ModelConfig = PRESETS["base"]
     mix: W.Mixture = W.Mixture()
+    # a short first run on repetition, then reading only (W.foundation_example), with its own schedule
+    foundation: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=2050, batch_size=32, lr=3e-3, warmup_steps=100, eval_every=250, checkpoint_every=250))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        steps=12000, batch_size=48, lr=3e-3, warmup_steps=200, eval_every=500, checkpoint_every=250))
+        steps=7000, batch_size=48, lr=3e-3, warmup_steps=200, eval_every=500, checkpoint_every=250))
 
 
 def build_tokenizer(world: W.World, cfg: PretrainConfig):
@@ -50,10 +53,10 @@ def build_tokenizer(world: W.World, cfg: PretrainConfig):
     return train_tokenizer(texts, cfg.vocab_size)
 
 
-def batch_sampler(world: W.World, mix: W.Mixture):
-    """sample_batch(rng, progress, size) for the training loop."""
+def batch_sampler(world: W.World, mix: W.Mixture, example=W.pretraining_example):
+    """sample_batch(rng, progress, size) for the training loop, drawing from `example(world, rng, progress, mix)`."""
     def sample(rng: random.Random, progress: float, size: int) -> list[W.Example]:
-        return [W.pretraining_example(world, rng, progress, mix) for _ in range(size)]
+        return [example(world, rng, progress, mix) for _ in range(size)]
     return sample
 
 
@@ -111,8 +114,20 @@ def pretrain(cfg: PretrainConfig, checkpoint_dir: str | Path | None = None, prog
     tokenizer = build_tokenizer(world, cfg)
     model = build_model(cfg.model, tokenizer)
     probe = quick_eval(world, tokenizer) if evaluate else None
-    result = train(model, tokenizer, batch_sampler(world, cfg.mix), cfg.train, probe, checkpoint_dir, progress)
-    return model, tokenizer, world, result
+    ckpt = None if checkpoint_dir is None else Path(checkpoint_dir)
+    first = train(model, tokenizer, batch_sampler(world, cfg.mix, W.foundation_example), cfg.foundation, probe,
+                  None if ckpt is None else ckpt / "foundation", progress)
+    second = train(model, tokenizer, batch_sampler(world, cfg.mix), cfg.train, probe,
+                   None if ckpt is None else ckpt / "main", progress)
+    return model, tokenizer, world, joined(first, second, cfg.foundation.steps)
+
+
+def joined(first: TrainResult, second: TrainResult, offset: int) -> TrainResult:
+    """Two consecutive runs as one: the second's steps numbered on from `offset`, totals added."""
+    shift = [{**h, "step": h["step"] + offset} for h in second.history]
+    return TrainResult(first.history + shift, first.evals + [{**e, "step": e["step"] + offset} for e in second.evals],
+                       first.tokens_seen + second.tokens_seen, first.wall_s + second.wall_s,
+                       {k: first.phase_s.get(k, 0.0) + second.phase_s.get(k, 0.0) for k in first.phase_s})
 
 
 def write_model_dir(model, tokenizer, out: Path, card: dict) -> None:
@@ -128,6 +143,15 @@ def write_model_dir(model, tokenizer, out: Path, card: dict) -> None:
     tmp.replace(out)
 
 
+def _reading_sentence(figures: dict) -> str:
+    """The card's one-line summary of reading from context, true to the measured figures."""
+    if gate_failure("open_book_heldout_acc", figures["open_book_heldout_acc"]) is None:
+        return ("It reads an answer out of a context of several passages about people it has never seen, by\n"
+                "matching the asked name: see `open_book_heldout_acc` below.")
+    return ("It reads an answer out of a single context passage; with several passages (where\n"
+            "the person's name must be matched) it is far weaker: see `open_book_heldout_acc` below.")
+
+
 def render_card(card: dict) -> str:
     """The model card as Markdown."""
     rows = "\n".join(f"| {k} | {v} | {GATES.get(k, ('', ''))[0].replace('_', ' ')} {GATES.get(k, ('', ''))[1]} |"
@@ -137,17 +161,21 @@ def render_card(card: dict) -> str:
 A {card['parameters']:,}-parameter Llama-architecture causal LM (`LlamaForCausalLM`) pretrained from scratch on
 TinyWorld (generator `{card['generator_version']}`, fingerprint `{card['world_fingerprint']}`) by the course's
 own code. It knows the facts of the world's training people, has never seen the held-out people, and picks up
-a task from a few examples. It reads an answer out of a single context passage; with several passages (where
-the person's name must be matched) it is far weaker: see `open_book_heldout_acc` below.
+a task from a few examples. {_reading_sentence(card['figures'])}
 
-- Re-train: `{card['command']}` (seed {card['seed']}, {card['steps']} steps of {card['batch_size']} examples,
+- Re-train: `{card['command']}` (seed {card['seed']}, {card['steps']} steps: {card['foundation']['steps']} of
+  {card['foundation']['batch_size']} examples, then {card['train']['steps']} of {card['batch_size']};
   {card['tokens_seen']:,} tokens, {card['wall_minutes']} minutes on {card['machine']}).
 - Final training loss {card['final_loss']}; model shape `{json.dumps(card['model'])}`.
-- Objective: next-token loss on passages; on answers only for question/answer and few-shot examples, each
-  example weighted equally. Curriculum: one context passage for the first
-  {int(card['mix']['single_passage_until'] * 100)}% of steps, then 1 to {card['mix']['max_passages']}; from
-  {int(card['mix']['focus_after'] * 100)}% of steps on, open-book reading is {card['mix']['focus_open_book']:.0%}
-  of the examples (from {card['mix']['open_book']:.0%}).
+- Objective: next-token loss on passages; on answers only for question/answer, look-up and few-shot examples,
+  each example weighted equally. Curriculum: a first run of {card['foundation']['steps']} steps (its own warm-up and
+  cosine schedule) copies repeated word sequences for {card['mix']['repeat_until']:.0%} of its steps (this grows the
+  induction circuit that reading by name builds on), then reads: open-book questions over 1 to
+  {card['mix']['max_passages']} passages, `name: value` look-ups and fixed-wording reading, in equal shares, with
+  {card['mix']['keep_repeating']:.0%} repeated sequences kept so the circuit is not overwritten. The main run trains
+  the full mix (repeated sequences {card['mix']['repeat']:.0%}); from {int(card['mix']['focus_after'] * 100)}% of its
+  steps on, open-book reading is {card['mix']['focus_open_book']:.0%} of the examples
+  (from {card['mix']['open_book']:.0%}).
 
 | figure (greedy decoding, {card['n_eval']} questions each) | value | gate |
 |---|---|---|
@@ -178,8 +206,9 @@ def main(argv: list[str] | None = None) -> None:
 def make_card(cfg: PretrainConfig, model, result: TrainResult, figures: dict) -> dict:
     """The card's facts: command, seed, budget, wall time, losses, figures and the world fingerprint."""
     return {
-        "command": BASE_COMMAND, "seed": cfg.train.seed, "steps": cfg.train.steps,
-        "batch_size": cfg.train.batch_size, "tokens_seen": result.tokens_seen,
+        "command": BASE_COMMAND, "seed": cfg.train.seed, "steps": cfg.foundation.steps + cfg.train.steps,
+        "batch_size": cfg.train.batch_size, "foundation": dataclasses.asdict(cfg.foundation),
+        "tokens_seen": result.tokens_seen,
         "wall_minutes": round(result.wall_s / 60, 1), "machine": f"{platform.machine()} CPU",
         "final_loss": round(sum(result.losses[-100:]) / len(result.losses[-100:]), 4),
         "parameters": count_parameters(model), "model": dataclasses.asdict(cfg.model),

@@ -13,7 +13,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
-GENERATOR_VERSION = "tinyworld-1"
+GENERATOR_VERSION = "tinyworld-2"
 
 ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z")
 VOWELS = ("a", "e", "i", "o", "u")
@@ -210,6 +210,47 @@ def few_shot_block(people: list[Person], query: Person, relation: str) -> Exampl
                    {"name": query.name, "relation": relation, "k": len(people)})
 
 
+def repeat_example(world: World, rng: random.Random, max_words: int = 20) -> Example:
+    """A random sequence of value words and fresh names, then the same sequence again (scored on the repeat).
+
+    Copying a sequence seen earlier is how a small model first grows an *induction* circuit (find the earlier
+    occurrence of the current token, copy what followed it); reading by name builds on that circuit.
+    """
+    _check_count("max_words", max_words)
+    vocabulary = sorted({v for r in PRETRAIN_RELATIONS for v in VALUES[r]})
+    words = [rng.choice(vocabulary) if rng.random() < 0.5 else fresh_name(rng, world)
+             for _ in range(rng.randint(min(4, max_words), max_words))]
+    seq = " ".join(words)
+    return Example(f"{seq} |", f" {seq}\n", "repeat")
+
+
+def _fresh_people(world: World, rng: random.Random, n: int, relation: str) -> list[Person]:
+    """n people with fresh names and n different values of `relation` (so every answer is unambiguous)."""
+    return [Person(fresh_name(rng, world), {relation: v}) for v in rng.sample(VALUES[relation], n)]
+
+
+def recall_example(world: World, rng: random.Random, n: int) -> Example:
+    """'name: value' lines about n fresh names, then one name again: look a value up by a (multi-token) name."""
+    _check_count("n", n)
+    relation = rng.choice(PRETRAIN_RELATIONS)
+    people = _fresh_people(world, rng, n, relation)
+    query = rng.choice(people)
+    lines = "".join(f"{p.name}: {p[relation]}\n" for p in people)
+    return Example(f"{lines}{query.name}:", f" {query[relation]}\n", "recall", {"name": query.name})
+
+
+def plain_reading_example(world: World, rng: random.Random, n: int) -> Example:
+    """Open-book question over n one-sentence passages in one fixed wording: reading by name without paraphrase."""
+    _check_count("n", n)
+    relation = rng.choice(PRETRAIN_RELATIONS)
+    people = _fresh_people(world, rng, n, relation)
+    context = " ".join(SENTENCES[relation][0].format(n=p.name, v=p[relation], a=_article(p[relation]))
+                       for p in people)
+    query = rng.choice(people)
+    prompt = f"Context: {context}\nQ: {QUESTIONS[relation][0].format(n=query.name)}\nA:"
+    return Example(prompt, f" {query[relation]}\n", "plain_reading", {"name": query.name, "relation": relation})
+
+
 MAPPING_INPUTS = VALUES["colour"]
 MAPPING_OUTPUTS = VALUES["pet"]
 
@@ -236,13 +277,18 @@ def mapping_block(rng: random.Random, k: int) -> Example:
 class Mixture:
     """Weights of the pretraining example kinds and the reading curriculum."""
 
-    bio: float = 0.12
-    fresh_bio: float = 0.1  # passages about never-repeated names: teaches copying a name from context
+    bio: float = 0.1
+    fresh_bio: float = 0.08  # passages about never-repeated names: teaches copying a name from context
     closed_book: float = 0.18
-    open_book: float = 0.4
-    few_shot: float = 0.12
-    mapping: float = 0.08
-    single_passage_until: float = 0.2  # fraction of training with one passage only
+    open_book: float = 0.3
+    few_shot: float = 0.1
+    mapping: float = 0.05
+    recall: float = 0.07  # 'name: value' look-ups: the name-matching step of reading, on its own
+    plain_reading: float = 0.07  # reading by name in one fixed wording, a step towards paraphrased passages
+    repeat: float = 0.05  # repeated sequences, kept in the main run so the induction circuit is not lost
+    repeat_until: float = 0.39  # of the foundation run: copy repeated sequences first, then reading kinds
+    keep_repeating: float = 0.25  # share of repeated sequences in the foundation run's reading part
+    single_passage_until: float = 0.0  # fraction of training with one passage only
     max_passages: int = 4
     focus_after: float = 0.45  # from this fraction of training on, reading from context gets more weight
     focus_open_book: float = 0.6  # the open-book weight then (the other kinds shrink in proportion)
@@ -263,11 +309,27 @@ def n_passages_for(progress: float, rng: random.Random, mix: Mixture) -> int:
     return rng.choice([1] + [n for n in range(2, mix.max_passages + 1) for _ in range(2)])  # 1,2,2,3,3,4,4
 
 
+def fresh_open_book_example(world: World, rng: random.Random, n: int) -> Example:
+    """An open-book question about one of n people with fresh names (reading practice for pretraining)."""
+    people = [random_person(rng, fresh_name(rng, world), PRETRAIN_RELATIONS) for _ in range(n)]
+    return open_book_example(people[0], people[1:], rng.choice(PRETRAIN_RELATIONS), rng)
+
+
+READING_KINDS = ("open_book", "recall", "plain_reading")
+PRETRAIN_KINDS = ("bio", "fresh_bio", "closed_book", "open_book", "few_shot", "mapping", "recall", "plain_reading",
+                  "repeat")
+
+
 def pretraining_example(world: World, rng: random.Random, progress: float = 1.0,
                         mix: Mixture = Mixture()) -> Example:
     """Draw one pretraining example; only training people and fresh names ever appear."""
-    kinds = ("bio", "fresh_bio", "closed_book", "open_book", "few_shot", "mapping")
-    kind = rng.choices(kinds, weights=mix.weights(kinds, progress))[0]
+    kind = rng.choices(PRETRAIN_KINDS, weights=mix.weights(PRETRAIN_KINDS, progress))[0]
+    if kind == "repeat":
+        return repeat_example(world, rng)
+    if kind == "recall":
+        return recall_example(world, rng, rng.randint(2, mix.max_passages))
+    if kind == "plain_reading":
+        return plain_reading_example(world, rng, rng.randint(2, mix.max_passages))
     if kind == "bio":
         return Example("", bio(rng.choice(world.train), rng) + "\n", "bio")
     if kind == "fresh_bio":
@@ -275,13 +337,28 @@ def pretraining_example(world: World, rng: random.Random, progress: float = 1.0,
     if kind == "closed_book":
         return qa_example(rng.choice(world.train), rng.choice(PRETRAIN_RELATIONS), rng)
     if kind == "open_book":
-        n = n_passages_for(progress, rng, mix)
-        people = [random_person(rng, fresh_name(rng, world), PRETRAIN_RELATIONS) for _ in range(n)]
-        return open_book_example(people[0], people[1:], rng.choice(PRETRAIN_RELATIONS), rng)
+        return fresh_open_book_example(world, rng, n_passages_for(progress, rng, mix))
     if kind == "few_shot":
         people = rng.sample(world.train, rng.randint(1, 9))
         return few_shot_block(people[:-1], people[-1], rng.choice(PRETRAIN_RELATIONS))
     return mapping_block(rng, rng.randint(1, 8))
+
+
+def foundation_example(world: World, rng: random.Random, progress: float, mix: Mixture = Mixture()) -> Example:
+    """The short first run: repeated sequences (the induction circuit forms), then reading kinds in equal shares.
+
+    Trained on the full mix from the start, a model this small settles for the relation alone when several
+    passages are given and never learns to match the asked name; this order makes name matching appear first.
+    Repetition stays in the reading part (`keep_repeating`): without it the circuit is overwritten within a few
+    hundred steps, before reading has learned to use it.
+    """
+    if progress < mix.repeat_until or rng.random() < mix.keep_repeating:
+        return repeat_example(world, rng)
+    kind = rng.choice(READING_KINDS)
+    if kind == "open_book":
+        return fresh_open_book_example(world, rng, n_passages_for(progress, rng, mix))
+    n = rng.randint(2, mix.max_passages)
+    return recall_example(world, rng, n) if kind == "recall" else plain_reading_example(world, rng, n)
 
 
 def pretraining_corpus(world: World, n: int, seed: int = 0, mix: Mixture = Mixture()) -> list[Example]:

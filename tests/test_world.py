@@ -102,20 +102,51 @@ def test_majority_baseline():
     assert W.majority_baseline(exs) == 0.5
 
 
-def test_curriculum_starts_with_one_passage(world):
+def test_foundation_run_repeats_then_reads(world):
+    mix = W.Mixture()
     rng = random.Random(0)
-    early = {W.n_passages_for(0.05, rng, W.Mixture()) for _ in range(50)}
-    late = {W.n_passages_for(0.9, rng, W.Mixture()) for _ in range(200)}
-    assert early == {1} and late == {1, 2, 3, 4}
+    early = [W.foundation_example(world, rng, 0.5 * mix.repeat_until, mix).kind for _ in range(50)]
+    later = [W.foundation_example(world, rng, 0.9, mix).kind for _ in range(400)]
+    assert set(early) == {"repeat"}
+    assert set(later) == {"repeat", *W.READING_KINDS} == {"repeat", "open_book", "recall", "plain_reading"}
+    assert later.count("repeat") / len(later) == pytest.approx(mix.keep_repeating, abs=0.06)
+
+
+def test_main_run_draws_every_kind_and_several_passages(world):
+    mix = W.Mixture()
+    rng = random.Random(0)
+    kinds = {W.pretraining_example(world, rng, p / 100, mix).kind for p in range(100) for _ in range(10)}
+    assert kinds == {"bio", "closed_book", "open_book", "few_shot", "mapping", "recall", "plain_reading", "repeat"}
+    assert {W.n_passages_for(0.5, rng, mix) for _ in range(200)} == {1, 2, 3, 4}
 
 
 def test_mixture_weights_shift_towards_reading():
     mix = W.Mixture()
-    kinds = ("bio", "fresh_bio", "closed_book", "open_book", "few_shot", "mapping")
+    kinds = W.PRETRAIN_KINDS
     early, late = mix.weights(kinds, 0.1), mix.weights(kinds, 0.9)
     assert sum(early) == pytest.approx(1) and sum(late) == pytest.approx(1)
-    assert early[3] == mix.open_book and late[3] == mix.focus_open_book
+    i = kinds.index("open_book")
+    assert early[i] == mix.open_book and late[i] == mix.focus_open_book
     assert late[0] / late[2] == pytest.approx(early[0] / early[2])
+
+
+def test_repeat_example_repeats_its_sequence(world):
+    ex = W.repeat_example(world, random.Random(0))
+    assert ex.prompt.endswith(" |") and ex.completion == f" {ex.prompt[:-2]}\n"
+    assert 4 <= len(ex.prompt[:-2].split()) <= 20
+    with pytest.raises(ValueError, match="max_words"):
+        W.repeat_example(world, random.Random(0), 0)
+
+
+@pytest.mark.parametrize("make", [W.recall_example, W.plain_reading_example])
+def test_lookup_examples_have_one_unambiguous_answer(world, make):
+    for seed in range(30):
+        ex = make(world, random.Random(seed), 3)
+        answer = ex.completion.strip()
+        assert ex.prompt.count(f" {answer}") == 1  # the three values differ: only the asked name's value fits
+        assert ex.prompt.count(ex.meta["name"]) == 2  # stated once, asked once
+    with pytest.raises(ValueError, match="n"):
+        make(world, random.Random(0), 0)
 
 
 def test_later_lesson_data(world):
