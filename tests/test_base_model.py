@@ -49,17 +49,8 @@ def test_card_figures_are_reproduced(figures, card):
     assert figures == card["figures"], "the card's figures must be the ones the checkpoint reproduces"
 
 
-# Gates the shipped checkpoint does not meet yet, with the measured value (the issue stays open for them).
-KNOWN_SHORT: dict[str, str] = {
-    "open_book_heldout_acc": "reading from a 2-3 passage context (name must be matched) is at 0.52 after 12,000 steps; "
-                             "one passage is at 1.00 (issue 3 stays open for this gate)",
-}
-
-
 @pytest.mark.parametrize("gate", list(P.GATES))
-def test_capability_gate(gate, figures, request):
-    if gate in KNOWN_SHORT:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=KNOWN_SHORT[gate]))
+def test_capability_gate(gate, figures):
     assert P.gate_failure(gate, figures[gate]) is None
 
 
