@@ -37,6 +37,7 @@ VALUES: dict[str, tuple[str, ...]] = {
 }
 PRETRAIN_RELATIONS = ("city", "job", "pet", "colour", "month")
 RESERVED_RELATIONS = ("fruit", "instrument")
+PRETRAIN_WORDS = tuple(sorted({v for r in PRETRAIN_RELATIONS for v in VALUES[r]}))  # every value a passage can state
 RELATIONS = PRETRAIN_RELATIONS + RESERVED_RELATIONS
 
 
@@ -217,8 +218,7 @@ def repeat_example(world: World, rng: random.Random, max_words: int = 20) -> Exa
     occurrence of the current token, copy what followed it); reading by name builds on that circuit.
     """
     _check_count("max_words", max_words)
-    vocabulary = sorted({v for r in PRETRAIN_RELATIONS for v in VALUES[r]})
-    words = [rng.choice(vocabulary) if rng.random() < 0.5 else fresh_name(rng, world)
+    words = [rng.choice(PRETRAIN_WORDS) if rng.random() < 0.5 else fresh_name(rng, world)
              for _ in range(rng.randint(min(4, max_words), max_words))]
     seq = " ".join(words)
     return Example(f"{seq} |", f" {seq}\n", "repeat")
@@ -316,6 +316,14 @@ def fresh_open_book_example(world: World, rng: random.Random, n: int) -> Example
 
 
 READING_KINDS = ("open_book", "recall", "plain_reading")
+
+
+def reading_example(world: World, rng: random.Random, kind: str, progress: float, mix: Mixture) -> Example:
+    """One example of a reading kind: open-book over 1..max passages, or a look-up / fixed wording over 2..max."""
+    if kind == "open_book":
+        return fresh_open_book_example(world, rng, n_passages_for(progress, rng, mix))
+    n = rng.randint(2, mix.max_passages)
+    return recall_example(world, rng, n) if kind == "recall" else plain_reading_example(world, rng, n)
 PRETRAIN_KINDS = ("bio", "fresh_bio", "closed_book", "open_book", "few_shot", "mapping", "recall", "plain_reading",
                   "repeat")
 
@@ -326,18 +334,14 @@ def pretraining_example(world: World, rng: random.Random, progress: float = 1.0,
     kind = rng.choices(PRETRAIN_KINDS, weights=mix.weights(PRETRAIN_KINDS, progress))[0]
     if kind == "repeat":
         return repeat_example(world, rng)
-    if kind == "recall":
-        return recall_example(world, rng, rng.randint(2, mix.max_passages))
-    if kind == "plain_reading":
-        return plain_reading_example(world, rng, rng.randint(2, mix.max_passages))
+    if kind in READING_KINDS:
+        return reading_example(world, rng, kind, progress, mix)
     if kind == "bio":
         return Example("", bio(rng.choice(world.train), rng) + "\n", "bio")
     if kind == "fresh_bio":
         return Example("", bio(random_person(rng, fresh_name(rng, world), PRETRAIN_RELATIONS), rng) + "\n", "bio")
     if kind == "closed_book":
         return qa_example(rng.choice(world.train), rng.choice(PRETRAIN_RELATIONS), rng)
-    if kind == "open_book":
-        return fresh_open_book_example(world, rng, n_passages_for(progress, rng, mix))
     if kind == "few_shot":
         people = rng.sample(world.train, rng.randint(1, 9))
         return few_shot_block(people[:-1], people[-1], rng.choice(PRETRAIN_RELATIONS))
@@ -354,11 +358,7 @@ def foundation_example(world: World, rng: random.Random, progress: float, mix: M
     """
     if progress < mix.repeat_until or rng.random() < mix.keep_repeating:
         return repeat_example(world, rng)
-    kind = rng.choice(READING_KINDS)
-    if kind == "open_book":
-        return fresh_open_book_example(world, rng, n_passages_for(progress, rng, mix))
-    n = rng.randint(2, mix.max_passages)
-    return recall_example(world, rng, n) if kind == "recall" else plain_reading_example(world, rng, n)
+    return reading_example(world, rng, rng.choice(READING_KINDS), progress, mix)
 
 
 def pretraining_corpus(world: World, n: int, seed: int = 0, mix: Mixture = Mixture()) -> list[Example]:
