@@ -6,11 +6,22 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
-BLOCK_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+ATTENTION_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj")
+BLOCK_LINEARS = ATTENTION_LINEARS + ("gate_proj", "up_proj", "down_proj")
+IO_MODULES = ("embed_tokens", "lm_head")
+TARGET_SETS = {"attn": ATTENTION_LINEARS, "attn+io": ATTENTION_LINEARS + IO_MODULES,
+               "blocks": BLOCK_LINEARS, "blocks+io": BLOCK_LINEARS + IO_MODULES}
 # Harmless messages peft/transformers emit on these models: a deprecated attribute peft reads, and the tied-weights
 # caution (we untie before merging, and never merge a tied model).
 _QUIET = ("`is_gradient_checkpointing` is deprecated", "Model has `tie_word_embeddings=True`",
           "Model with `tie_word_embeddings=True`")
+
+
+def lora_targets(name: str) -> tuple[str, ...]:
+    """The module names of a named adapter placement (a key of TARGET_SETS)."""
+    if name not in TARGET_SETS:
+        raise ValueError(f"LoRA targets must be one of {sorted(TARGET_SETS)}, got {name!r}")
+    return TARGET_SETS[name]
 
 
 def untie_output_embeddings(model):

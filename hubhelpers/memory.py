@@ -21,11 +21,12 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from .lora import BLOCK_LINEARS, TARGET_SETS
+
 BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0}
 WEIGHT_FORMATS = ("fp32", "fp16", "bf16", "int8", "nf4")
 METHODS = ("full", "lora", "qlora")
-BLOCK_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-ALL_TARGETS = BLOCK_LINEARS + ("embed_tokens", "lm_head")
+ALL_TARGETS = TARGET_SETS["blocks+io"]
 GIB = 2**30
 NF4_BLOCK = 64  # bitsandbytes' default 4-bit block size
 NESTED_BLOCK = 256  # block size of the double-quantized (8-bit) absmax constants

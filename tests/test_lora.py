@@ -35,7 +35,7 @@ def test_lora_starts_as_the_base_trains_few_parameters_and_merges_exactly(tiny):
     import copy
 
     base = copy.deepcopy(model)
-    targets = list(L.BLOCK_LINEARS) + ["embed_tokens", "lm_head"]
+    targets = L.lora_targets("blocks+io")
     peft_model = L.lora_model(L.untie_output_embeddings(model), r=2, alpha=4.0, target_modules=targets)
     prompts = ["Q: Which pet does Zuzu have?\nA:"]
     assert L.max_logit_diff(base, peft_model, tok, prompts) < 1e-5  # B = 0 at initialisation
@@ -74,3 +74,14 @@ def test_new_relation_task():
     assert train == W.closed_book_questions(world, "train", 2 * len(world.train), seed=0, relations=("instrument",))
     with pytest.raises(ValueError, match="'city'"):
         new_relation_task(world, "city")
+
+
+def test_named_target_sets_are_the_block_modules_and_bad_names_are_named(tiny):
+    model, _ = tiny
+    names = {name.split(".")[-1] for name, _ in model.named_modules()}
+    for key in L.TARGET_SETS:
+        assert set(L.lora_targets(key)) <= names
+    assert set(L.lora_targets("attn")) < set(L.lora_targets("blocks"))
+    assert set(L.lora_targets("attn+io")) - set(L.lora_targets("attn")) == {"embed_tokens", "lm_head"}
+    with pytest.raises(ValueError, match=r"attn\+io.*'mlp'"):
+        L.lora_targets("mlp")
