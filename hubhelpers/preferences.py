@@ -290,7 +290,7 @@ def token_kl(logp_policy, logp_ref, mask):
 
 @dataclass(frozen=True)
 class RLConfig:
-    """Hyper-parameters of the REINFORCE loop: r = r_env + lam * r_h - beta * log(pi / pi_ref)."""
+    """Hyper-parameters of the REINFORCE loop: maximise E[r_env + lam * r_h] - beta * KL(pi || pi_ref)."""
 
     steps: int = 60
     batch_size: int = 32
@@ -331,7 +331,10 @@ def reinforce(policy, reference, tokenizer, examples: Sequence[dict], reward_fn:
     """Optimise `policy` in place by REINFORCE with a mean baseline and a KL penalty to the frozen `reference`.
 
     reward_fn(batch examples, reply texts) -> (r_env, r_h) float tensors; the loop maximises
-    E[r_env + lam * r_h] - beta * KL(pi || pi_ref), using the per-sequence log-ratio as the KL penalty.
+    E[r_env + lam * r_h] - beta * KL(pi || pi_ref). The reward term is estimated by REINFORCE from the sampled
+    replies; the KL term is differentiated exactly, summed over the vocabulary at every reply position (as GRPO
+    puts it in the loss), rather than estimated from the one sampled reply, whose log-ratio is too noisy to hold
+    the policy once it has moved.
     """
     import torch
     from tqdm.auto import tqdm
@@ -349,22 +352,19 @@ def reinforce(policy, reference, tokenizer, examples: Sequence[dict], reward_fn:
         policy.train()
         picked, logp = token_logprobs_and_logits(policy, sample)
         with torch.no_grad():
-            ref_picked, ref_logp = token_logprobs_and_logits(reference, sample)
+            _, ref_logp = token_logprobs_and_logits(reference, sample)
         mask = sample["mask"][:, 1:].float()
         logp_seq = (picked * mask).sum(1)
-        log_ratio = (logp_seq - (ref_picked * mask).sum(1)).detach()
         reward = combined_reward(r_env, r_h, cfg.lam)
-        total = reward - cfg.beta * log_ratio
-        advantage = total - total.mean()  # the baseline: the batch's mean return
-        loss = -(advantage * logp_seq).mean()
+        advantage = reward - reward.mean()  # the baseline: the batch's mean reward
+        kl = token_kl(logp, ref_logp, mask)  # (batch,), differentiable through logp
+        loss = -(advantage * logp_seq).mean() + cfg.beta * kl.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
         opt.step()
-        with torch.no_grad():
-            kl = token_kl(logp.detach(), ref_logp, mask)
         result.history.append({"step": step + 1, "reward": float(reward.mean()), "r_env": float(r_env.mean()),
-                               "r_h": float(r_h.mean()), "kl": float(kl.mean()),
+                               "r_h": float(r_h.mean()), "kl": float(kl.detach().mean()),
                                "length": float(mask.sum(1).mean())})
     policy.eval()
     result.last_replies = sample["texts"]
@@ -429,22 +429,27 @@ def preference_rate(model, tokenizer, pairs: Sequence[dict]) -> float:
     return float((chosen > rejected).float().mean())
 
 
+def style_pattern(style: str, name: str, relation: str) -> str:
+    """The regular expression of a reply in `style` about `name`: the exact shape, any value of `relation`."""
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}; accepted: {', '.join(STYLES)}")
+    values = "|".join(re.escape(v) for v in W.VALUES[relation])
+    pattern = re.escape(STYLES[style].replace("{s}", W.SENTENCES[relation][0]))
+    for field_, regex in (("{n}", re.escape(name)), ("{v}", f"(?:{values})"), ("{a}", "an?"),
+                          ("{r}", re.escape(W.TOPIC_WORDS[relation]))):
+        pattern = pattern.replace(re.escape(field_), regex)
+    return pattern
+
+
 def style_of(example: dict, reply: str) -> str:
-    """Which style a reply is in (one of STYLES, or 'other'), judged from its shape."""
+    """Which style a reply is in (one of STYLES, or 'other'): its exact shape, stating any value of the relation.
+
+    Run-on or garbled text ("Kopo works as a was works as a owns a pet horse.") is 'other', not a sentence.
+    """
     text = reply.strip()
-    name, value = example["name"], example["value"]
-    if text.startswith("Well, let me think"):
-        return "verbose"
-    if "->" in text:
-        return "arrow"
-    if text.startswith(f"{name}:"):
-        return "name_first"
-    if text.startswith(f"{W.TOPIC_WORDS[example['relation']]}:"):
-        return "topic_first"
-    if text.endswith(".") and text.startswith(name) and len(text.split()) >= 3:
-        return "sentence"
-    if len(text.split()) == 1 and text.lower() != "" and text.lower() == value.lower():
-        return "word"
+    for style in STYLES:
+        if re.fullmatch(style_pattern(style, example["name"], example["relation"]), text):
+            return style
     return "other"
 
 

@@ -145,6 +145,24 @@ def test_reinforce_increases_a_toy_reward(tiny, world):
     assert all(torch.equal(a, b) for a, b in zip(reference.parameters(), model.parameters()))
 
 
+def test_the_kl_penalty_holds_the_policy_near_the_reference(tiny, world):
+    model, tok = tiny
+    examples = [P.as_chat(p) for p in P.chat_preference_pairs(world, 16, seed=7)]
+
+    def toy_reward(batch, texts):  # the share of vowels among the reply's letters
+        r = [sum(c in "aeiou" for c in t) / max(1, sum(c.isalpha() for c in t)) for t in texts]
+        return torch.tensor(r), torch.zeros(len(texts))
+
+    final_kl = {}
+    for beta in (0.0, 1.0):
+        torch.manual_seed(0)
+        policy = copy.deepcopy(model)
+        cfg = P.RLConfig(steps=30, batch_size=16, lr=1e-2, lam=0.0, beta=beta, max_new_tokens=4, seed=0)
+        final_kl[beta] = sum(P.reinforce(policy, model, tok, examples, toy_reward, cfg,
+                                         progress=False).series("kl")[-5:]) / 5
+    assert final_kl[1.0] < 0.5 * final_kl[0.0]
+
+
 def test_dpo_raises_the_implicit_reward_margin_on_its_pairs(tiny, world, tmp_path):
     model, tok = tiny
     pairs = P.chat_preference_pairs(world, 8, seed=8)
@@ -157,3 +175,16 @@ def test_dpo_raises_the_implicit_reward_margin_on_its_pairs(tiny, world, tmp_pat
     margin = (new_c - ref_c) - (new_r - ref_r)  # DPO's implicit reward of chosen minus rejected, over beta
     assert (margin > 0).all()
     assert P.preference_rate(policy, tok, pairs) >= P.preference_rate(model, tok, pairs)
+
+
+def test_style_is_the_exact_shape_so_garbled_text_is_other(world):
+    p = world.train[0]
+    ex = {"relation": "job", "value": p["job"], "name": p.name}
+    wrong = next(v for v in W.VALUES["job"] if v != p["job"])
+    assert P.style_of(ex, f"{p.name} works as {W._article(wrong)} {wrong}.") == "sentence"  # false, but well-formed
+    assert P.style_of(ex, wrong) == "word"
+    for garbled in (f"{p.name} works as a was works as a owns a pet horse.", f"{p.name} works a {p['job']}.",
+                    f"{p.name}x works as a {p['job']}.", f"{p['job']}ary", ""):
+        assert P.style_of(ex, garbled) == "other", garbled
+    with pytest.raises(ValueError, match="style 'shout'"):
+        P.style_pattern("shout", p.name, "job")
