@@ -15,6 +15,8 @@ def world():
 def _training_texts(world, n=4000):
     """Every text a training or fine-tuning step could see, generated at scale."""
     texts = [ex.text for ex in W.pretraining_corpus(world, n)]
+    rng = random.Random(0)  # the foundation run's stream, over all of its progress
+    texts += [W.foundation_example(world, rng, i / n).text for i in range(n)]
     texts += [m["content"] for ex in W.instruction_examples(world, 500) for m in ex["messages"]]
     texts += [p["prompt"] + p["chosen"] + p["rejected"] for p in W.preference_pairs(world, 500)]
     texts += [d["text"] + str(d["gold"]) for d in W.extraction_documents(world, 500)]
