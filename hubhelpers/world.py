@@ -288,7 +288,6 @@ class Mixture:
     repeat: float = 0.05  # repeated sequences, kept in the main run so the induction circuit is not lost
     repeat_until: float = 0.39  # of the foundation run: copy repeated sequences first, then reading kinds
     keep_repeating: float = 0.25  # share of repeated sequences in the foundation run's reading part
-    single_passage_until: float = 0.0  # fraction of training with one passage only
     max_passages: int = 4
     focus_after: float = 0.45  # from this fraction of training on, reading from context gets more weight
     focus_open_book: float = 0.6  # the open-book weight then (the other kinds shrink in proportion)
@@ -302,10 +301,8 @@ class Mixture:
         return [self.focus_open_book if k == "open_book" else w * rest for k, w in zip(kinds, base)]
 
 
-def n_passages_for(progress: float, rng: random.Random, mix: Mixture) -> int:
-    """Curriculum: one passage early, then 1..max_passages (weighted to the harder end)."""
-    if progress < mix.single_passage_until:
-        return 1
+def n_passages_for(rng: random.Random, mix: Mixture) -> int:
+    """How many passages an open-book example gets: 1..max_passages, weighted to the harder end."""
     return rng.choice([1] + [n for n in range(2, mix.max_passages + 1) for _ in range(2)])  # 1,2,2,3,3,4,4
 
 
@@ -318,12 +315,14 @@ def fresh_open_book_example(world: World, rng: random.Random, n: int) -> Example
 READING_KINDS = ("open_book", "recall", "plain_reading")
 
 
-def reading_example(world: World, rng: random.Random, kind: str, progress: float, mix: Mixture) -> Example:
+def reading_example(world: World, rng: random.Random, kind: str, mix: Mixture) -> Example:
     """One example of a reading kind: open-book over 1..max passages, or a look-up / fixed wording over 2..max."""
     if kind == "open_book":
-        return fresh_open_book_example(world, rng, n_passages_for(progress, rng, mix))
+        return fresh_open_book_example(world, rng, n_passages_for(rng, mix))
     n = rng.randint(2, mix.max_passages)
     return recall_example(world, rng, n) if kind == "recall" else plain_reading_example(world, rng, n)
+
+
 PRETRAIN_KINDS = ("bio", "fresh_bio", "closed_book", "open_book", "few_shot", "mapping", "recall", "plain_reading",
                   "repeat")
 
@@ -335,7 +334,7 @@ def pretraining_example(world: World, rng: random.Random, progress: float = 1.0,
     if kind == "repeat":
         return repeat_example(world, rng)
     if kind in READING_KINDS:
-        return reading_example(world, rng, kind, progress, mix)
+        return reading_example(world, rng, kind, mix)
     if kind == "bio":
         return Example("", bio(rng.choice(world.train), rng) + "\n", "bio")
     if kind == "fresh_bio":
@@ -358,7 +357,7 @@ def foundation_example(world: World, rng: random.Random, progress: float, mix: M
     """
     if progress < mix.repeat_until or rng.random() < mix.keep_repeating:
         return repeat_example(world, rng)
-    return reading_example(world, rng, rng.choice(READING_KINDS), progress, mix)
+    return reading_example(world, rng, rng.choice(READING_KINDS), mix)
 
 
 def pretraining_corpus(world: World, n: int, seed: int = 0, mix: Mixture = Mixture()) -> list[Example]:

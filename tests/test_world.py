@@ -119,7 +119,7 @@ def test_main_run_draws_every_kind_and_several_passages(world):
     rng = random.Random(0)
     kinds = {W.pretraining_example(world, rng, p / 100, mix).kind for p in range(100) for _ in range(10)}
     assert kinds == {"bio", "closed_book", "open_book", "few_shot", "mapping", "recall", "plain_reading", "repeat"}
-    assert {W.n_passages_for(0.5, rng, mix) for _ in range(200)} == {1, 2, 3, 4}
+    assert {W.n_passages_for(rng, mix) for _ in range(200)} == {1, 2, 3, 4}
 
 
 def test_mixture_weights_shift_towards_reading():
