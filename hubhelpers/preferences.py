@@ -35,10 +35,15 @@ STYLES = {
 # Data
 # ---------------------------------------------------------------------------------------------------------
 
-def styled_answer(person: W.Person, relation: str, style: str, value: str | None = None) -> str:
-    """The answer to a question about `relation` of `person` in `style` (with `value` instead of the true one)."""
+def check_style(style: str) -> None:
+    """Raise ValueError naming `style` and the accepted ones unless it is a key of STYLES."""
     if style not in STYLES:
         raise ValueError(f"unknown style {style!r}; accepted: {', '.join(STYLES)}")
+
+
+def styled_answer(person: W.Person, relation: str, style: str, value: str | None = None) -> str:
+    """The answer to a question about `relation` of `person` in `style` (with `value` instead of the true one)."""
+    check_style(style)
     W.check_relation(relation)
     v = person[relation] if value is None else value
     s = W.SENTENCES[relation][0].format(n=person.name, v=v, a=W._article(v))
@@ -60,8 +65,7 @@ def style_demonstrations(world: W.World, n: int, seed: int = 0, styles: tuple[st
     """SFT chat examples: a plain question, answered truthfully in a style drawn uniformly from `styles`."""
     W._check_count("n", n)
     for style in styles:
-        if style not in STYLES:
-            raise ValueError(f"unknown style {style!r}; accepted: {', '.join(STYLES)}")
+        check_style(style)
     rng = random.Random(f"style-demos-{seed}")
     out = []
     for _ in range(n):
@@ -431,8 +435,7 @@ def preference_rate(model, tokenizer, pairs: Sequence[dict]) -> float:
 
 def style_pattern(style: str, name: str, relation: str) -> str:
     """The regular expression of a reply in `style` about `name`: the exact shape, any value of `relation`."""
-    if style not in STYLES:
-        raise ValueError(f"unknown style {style!r}; accepted: {', '.join(STYLES)}")
+    check_style(style)
     values = "|".join(re.escape(v) for v in W.VALUES[relation])
     pattern = re.escape(STYLES[style].replace("{s}", W.SENTENCES[relation][0]))
     for field_, regex in (("{n}", re.escape(name)), ("{v}", f"(?:{values})"), ("{a}", "an?"),
