@@ -18,29 +18,31 @@ NO_NET := unshare -rn sh -c 'ip link set lo up && exec "$$@"' sh env -u HF_HUB_O
 
 install: $(STAMP)
 
+# requirements.lock pins everything, the package's extras included: course (papermill, nbval, JupyterLab: the course
+# machinery in hubhelpers.tooling) and dev (pytest, ruff); the package itself goes in editable, with both extras named.
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install torch==2.13.0
 	$(PY) -m pip install -r requirements.lock
-	$(PY) -m pip install -e . --no-deps
+	$(PY) -m pip install -e ".[course,dev]" --no-deps
 	$(PY) -m ipykernel install --sys-prefix --name llm-hub --display-name "Python (llm-hub)"
 	touch $@
 
 course: $(STAMP)
-	$(NB_ENV) $(PY) -m hubhelpers.course $(P)
+	$(NB_ENV) $(PY) -m hubhelpers.tooling.course $(P)
 
 # The whole course with another sampling seed (data draws, initialisation, shuffling): every band must hold, so no
 # effect rests on a lucky seed; with the network cut, like nbval. .ci/run calls it after make test, whose nbval run
 # executes the defaults (SEED 0); it doubles the course's time, which would take make test past half an hour.
 SEED2  ?= 1
 seeds: $(STAMP)
-	$(NO_NET) $(PY) -m hubhelpers.course --build-dir build/seed$(SEED2) -p SEED $(SEED2)
+	$(NO_NET) $(PY) -m hubhelpers.tooling.course --build-dir build/seed$(SEED2) -p SEED $(SEED2)
 
 # Every notebook, then training / generation / retrieval throughput: a table against the budgets,
 # build/bench.json (compared with the previous one), and README's CPU-time column. B="--skip-course" etc.
 B      ?=
 bench: $(STAMP)
-	$(NB_ENV) $(PY) -m hubhelpers.bench $(B)
+	$(NB_ENV) $(PY) -m hubhelpers.tooling.bench $(B)
 
 test: lint unit nbval
 
@@ -64,7 +66,7 @@ lab: $(STAMP)
 
 # Rewrite every notebook's Colab badge and Colab install cell from [tool.llm-hub] in pyproject.toml.
 sync-notebooks: $(STAMP)
-	$(PY) -m hubhelpers.sync
+	$(PY) -m hubhelpers.tooling.sync
 
 # Regenerate requirements.lock from the current environment.
 lock: $(STAMP)

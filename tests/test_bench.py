@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from hubhelpers import bench as B
+from hubhelpers.tooling import bench as B
+from hubhelpers.tooling import sync as S
 
 RESULTS = {
     "01_lm_probability": {"wall_s": 21.0, "peak_rss_mb": 800.0, "model_perplexity": 2.4},
@@ -44,12 +45,12 @@ def test_update_readme_rewrites_only_the_cpu_time_column():
             "| # | notebook | concept | CPU time | GPU needed? |\n|---|---|---|---|---|\n"
             "| 01 | [LM](x.ipynb) | chain rule | ≈20 s | no |\n"
             "| 07 | LoRA | PEFT | planned | no |\n")
-    out = B.update_readme(text, {"01_lm_probability": 23.4, "07_lora_and_qlora": 87.0})
+    out = S.update_readme(text, {"01_lm_probability": 23.4, "07_lora_and_qlora": 87.0})
     assert "| 01 | [LM](x.ipynb) | chain rule | ≈25 s | no |" in out
     assert "| 07 | LoRA | PEFT | ≈85 s | no |" in out
     assert out.splitlines()[0] == "intro | 01 | not a row"
     with pytest.raises(ValueError, match="CPU time"):
-        B.update_readme("| # | notebook |\n", {"01_x": 1.0})
+        S.update_readme("| # | notebook |\n", {"01_x": 1.0})
 
 
 def test_render_table_marks_missed_budgets():
@@ -62,7 +63,7 @@ def test_render_table_marks_missed_budgets():
 
 def test_minimal_gpt_is_causal_and_learns():
     torch.manual_seed(0)
-    gpt = B.minimal_gpt(vocab_size=50, hidden=32, layers=1, heads=2, mlp=64, max_len=16)
+    gpt = B.MinimalGPT(vocab_size=50, hidden=32, layers=1, heads=2, mlp=64, max_len=16)
     ids = torch.randint(0, 50, (4, 16))
     changed = ids.clone()
     changed[:, 10:] = (changed[:, 10:] + 1) % 50

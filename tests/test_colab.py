@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from hubhelpers.conventions import colab_cell_indices, load_course_config
+from hubhelpers.tooling.conventions import colab_cell_indices, load_course_config
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

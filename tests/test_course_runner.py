@@ -11,8 +11,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from hubhelpers import course
 from hubhelpers import results as R
+from hubhelpers.tooling import course
 
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 
@@ -45,7 +45,7 @@ def test_parameters_pass_through(tmp_path: Path) -> None:
     assert args.only == ["00"]
     nb, out = tmp_path / "00_a.ipynb", tmp_path / "out.ipynb"
     cmd = course.papermill_command(nb, out, "python3", ["-p", "A", "1"])
-    assert cmd[:3] == [sys.executable, "-m", "hubhelpers.execute"] and cmd[-3:] == ["-p", "A", "1"]
+    assert cmd[:3] == [sys.executable, "-m", "hubhelpers.tooling.execute"] and cmd[-3:] == ["-p", "A", "1"]
     assert "--cwd" in cmd and "-k" in cmd
 
 
@@ -53,7 +53,7 @@ def test_execute_skips_the_iri_checker_and_still_validates_notebooks() -> None:
     """The runner's papermill process never imports rfc3987_syntax, and nbformat still validates (and rejects)."""
     code = (
         "import sys\n"
-        "from hubhelpers.execute import skip_modules\n"
+        "from hubhelpers.tooling.execute import skip_modules\n"
         "skip_modules()\n"
         "import nbformat\n"
         "nbformat.validate(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('x = 1')]))\n"
@@ -66,8 +66,8 @@ def test_execute_skips_the_iri_checker_and_still_validates_notebooks() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    usage = subprocess.run([sys.executable, "-m", "hubhelpers.execute", "--help"], capture_output=True, text=True,
-                           timeout=120)
+    usage = subprocess.run([sys.executable, "-m", "hubhelpers.tooling.execute", "--help"], capture_output=True,
+                           text=True, timeout=120)
     assert usage.returncode == 0 and "Usage: papermill" in usage.stdout
 
 

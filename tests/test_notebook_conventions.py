@@ -11,8 +11,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from hubhelpers import conventions as C
-from hubhelpers.sync import sync_notebook
+from hubhelpers.tooling import conventions as C
+from hubhelpers.tooling.sync import sync_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -103,9 +103,14 @@ def good_notebook(name: str = "05_full_fine_tuning.ipynb") -> Any:
         new_markdown_cell(intro),
         new_code_cell(C.colab_cell_source(TEST_CONFIG)),
         new_code_cell(params, metadata={"tags": ["parameters"]}),
+        new_code_cell(VALIDATION),
         new_code_cell("from hubhelpers.runtime import seed_everything\nseed_everything(SEED)"),
     ]
     return new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
+
+
+VALIDATION = ('from hubhelpers.params import Float, Int, Model, check_params\n\n'
+              'check_params(globals(), {"SEED": Int(0), "MODEL": Model(), "LR": Float(0, 1)})')
 
 
 def check(nb: Any, tmp_path: Path, name: str = "05_full_fine_tuning.ipynb") -> list[str]:
@@ -194,7 +199,16 @@ BAD_CASES: dict[str, tuple[Callable[[Any], None], str]] = {
     "subprocess pip": (_append('import subprocess\nsubprocess.run(["pip", "install", "x"])'), "pip install"),
     "login": (_append("from huggingface_hub import login\nlogin()"), "login("),
     "notebook_login": (_append("from huggingface_hub import notebook_login\nnotebook_login()"), "login("),
-    "no hubhelpers import": (_set(3, "print(SEED)"), "no cell imports hubhelpers"),
+    "no hubhelpers import": (lambda nb: [_set(i, "print(SEED)")(nb) for i in (3, 4)], "no cell imports hubhelpers"),
+    "raise in validation cell": (
+        _set(3, 'if SEED < 0:\n    raise ValueError(f"SEED must be an int >= 0, got {SEED!r}")'),
+        "no hand-written `raise`",
+    ),
+    "check beside check_params": (
+        _set(3, VALIDATION + '\nassert LR < 1, "LR must be below 1"'),
+        "no hand-written `assert`",
+    ),
+    "no validation cell": (lambda nb: nb.cells.pop(3), "validation cell must hold only imports"),
 }
 
 

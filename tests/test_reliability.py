@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 from hubhelpers import results as R
-from hubhelpers.conventions import scan_outputs
+from hubhelpers.tooling.conventions import scan_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
@@ -32,7 +32,7 @@ WORLD_SEEDED = ("02", "13", "15")
 
 
 def _runner(build: Path, *only: str) -> list[str]:
-    return [sys.executable, "-m", "hubhelpers.course", "--only", *only, "--build-dir", str(build)]
+    return [sys.executable, "-m", "hubhelpers.tooling.course", "--only", *only, "--build-dir", str(build)]
 
 
 def _env(**extra: str) -> dict[str, str]:

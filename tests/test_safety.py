@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from hubhelpers.conventions import scan_outputs, unsafe_code
+from hubhelpers.tooling.conventions import scan_outputs, unsafe_code
 
 ROOT = Path(__file__).resolve().parents[1]
 

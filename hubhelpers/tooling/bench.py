@@ -2,15 +2,15 @@
 
 Usage::
 
-    python -m hubhelpers.bench                  # every notebook, then the micro-benchmarks
-    python -m hubhelpers.bench --skip-course    # micro-benchmarks only; notebook rows from build/results.json
+    python -m hubhelpers.tooling.bench                # every notebook, then the micro-benchmarks
+    python -m hubhelpers.tooling.bench --skip-course  # micro-benchmarks only; notebook rows from build/results.json
 
 Rows: each notebook's wall time and peak memory (from the course runner); pretraining throughput of the base
 model with the time split into data / forward / backward / optimizer, next to a minimal hand-written GPT of
 about the same parameter count trained on the same token batches; generation throughput batched vs one prompt
 at a time; retrieval latency (MiniLM + Chroma). It writes build/bench.json, compares each row with the previous
 build/bench.json (a ratio, so a regression shows), rewrites the README course map's CPU-time column from the
-measurements, and exits 1 when a budget is missed.
+measurements (``sync.update_readme``), and exits 1 when a budget is missed.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import math
 import random
-import re
 import sys
 import tempfile
 import time
@@ -27,10 +26,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import results as R
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hubhelpers import results as R
+from hubhelpers.tooling.sync import update_readme
 
 BENCH_FILE = "bench.json"
-README_ROW_RE = re.compile(r"^\| (?P<num>\d{2}) \|")
 
 
 @dataclass(frozen=True)
@@ -69,50 +72,51 @@ def course_total(rows: Sequence[Mapping[str, Any]], budgets: Budgets = Budgets()
 
 
 # --------------------------------------------------------------------------- training throughput
-def minimal_gpt(vocab_size: int, hidden: int, layers: int, heads: int, mlp: int, max_len: int):
-    """A hand-written pre-norm GPT (LayerNorm, fused QKV, causal SDPA, GELU MLP, tied embeddings)."""
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
+class MinimalBlock(nn.Module):
+    """One pre-norm transformer block: causal self-attention (fused QKV, SDPA), then a GELU MLP, each residual."""
 
-    class Block(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.ln1, self.ln2 = nn.LayerNorm(hidden), nn.LayerNorm(hidden)
-            self.qkv, self.proj = nn.Linear(hidden, 3 * hidden, bias=False), nn.Linear(hidden, hidden, bias=False)
-            self.up, self.down = nn.Linear(hidden, mlp, bias=False), nn.Linear(mlp, hidden, bias=False)
+    def __init__(self, hidden: int, heads: int, mlp: int):
+        super().__init__()
+        self.heads = heads
+        self.ln1, self.ln2 = nn.LayerNorm(hidden), nn.LayerNorm(hidden)
+        self.qkv, self.proj = nn.Linear(hidden, 3 * hidden, bias=False), nn.Linear(hidden, hidden, bias=False)
+        self.up, self.down = nn.Linear(hidden, mlp, bias=False), nn.Linear(mlp, hidden, bias=False)
 
-        def forward(self, x):
-            b, t, _ = x.shape
-            q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, heads, hidden // heads).unbind(2)  # (b, t, heads, d)
-            att = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                                 is_causal=True)
-            x = x + self.proj(att.transpose(1, 2).reshape(b, t, hidden))
-            return x + self.down(F.gelu(self.up(self.ln2(x))))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, time, hidden) -> the same shape."""
+        b, t, hidden = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.heads, hidden // self.heads).unbind(2)  # (b, t, heads, d)
+        att = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
+        x = x + self.proj(att.transpose(1, 2).reshape(b, t, hidden))
+        return x + self.down(F.gelu(self.up(self.ln2(x))))
 
-    class GPT(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.tok, self.pos = nn.Embedding(vocab_size, hidden), nn.Embedding(max_len, hidden)
-            self.blocks = nn.ModuleList(Block() for _ in range(layers))
-            self.ln = nn.LayerNorm(hidden)
 
-        def forward(self, ids):
-            x = self.tok(ids) + self.pos(torch.arange(ids.shape[1], device=ids.device))
-            for block in self.blocks:
-                x = block(x)
-            return self.ln(x) @ self.tok.weight.T  # (b, t, vocab), tied output layer
+class MinimalGPT(nn.Module):
+    """A hand-written pre-norm GPT (LayerNorm, fused QKV, causal SDPA, GELU MLP, tied embeddings): the bench's
+    reference for what the course's train() costs over the bare arithmetic of a model of the same size."""
 
-    return GPT()
+    def __init__(self, vocab_size: int, hidden: int, layers: int, heads: int, mlp: int, max_len: int):
+        super().__init__()
+        self.tok, self.pos = nn.Embedding(vocab_size, hidden), nn.Embedding(max_len, hidden)
+        self.blocks = nn.ModuleList(MinimalBlock(hidden, heads, mlp) for _ in range(layers))
+        self.ln = nn.LayerNorm(hidden)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Token ids (batch, time) -> next-token logits (batch, time, vocab)."""
+        x = self.tok(ids) + self.pos(torch.arange(ids.shape[1], device=ids.device))
+        for block in self.blocks:
+            x = block(x)
+        return self.ln(x) @ self.tok.weight.T  # tied output layer
 
 
 def _token_batches(tokenizer, steps: int, batch_size: int, seed: int) -> list:
     """Pre-encoded pretraining batches (the same for both models), `steps` of them."""
-    from . import pretrain as P
-    from . import training as T
-    from . import world as W
+    from hubhelpers import pretrain as P
+    from hubhelpers import training as T
+    from hubhelpers import world as W
+    from hubhelpers.mixture import Mixture
 
-    sample = P.batch_sampler(W.make_world(), W.Mixture())
+    sample = P.batch_sampler(W.make_world(), Mixture())
     batches = []
     for step in range(steps):
         examples = sample(random.Random(f"bench-{seed}-{step}"), 1.0, batch_size)
@@ -122,12 +126,11 @@ def _token_batches(tokenizer, steps: int, batch_size: int, seed: int) -> list:
 
 def training_throughput(steps: int = 30, batch_size: int = 48, seed: int = 0) -> dict:
     """Tokens/s of the course's train() on the base preset (phase split) vs a minimal GPT on the same batches."""
-    import torch
-
-    from . import models as M
-    from . import pretrain as P
-    from . import training as T
-    from . import world as W
+    from hubhelpers import models as M
+    from hubhelpers import pretrain as P
+    from hubhelpers import training as T
+    from hubhelpers import world as W
+    from hubhelpers.mixture import Mixture
 
     if not isinstance(steps, int) or steps < 5:
         raise ValueError(f"steps must be an int >= 5, got {steps!r}")
@@ -136,19 +139,19 @@ def training_throughput(steps: int = 30, batch_size: int = 48, seed: int = 0) ->
     torch.manual_seed(seed)
     model = M.build_model(config, tokenizer)
     cfg = T.TrainConfig(steps=steps, batch_size=batch_size, warmup_steps=1, eval_every=steps, seed=seed)
-    course = T.train(model, tokenizer, P.batch_sampler(W.make_world(), W.Mixture()), cfg, progress=False)
+    course = T.train(model, tokenizer, P.batch_sampler(W.make_world(), Mixture()), cfg, progress=False)
     compute_s = sum(course.phase_s[p] for p in ("forward", "backward", "optimizer"))
 
     batches = _token_batches(tokenizer, steps, batch_size, seed)
     width = max(b["input_ids"].shape[1] for b in batches)
     # SwiGLU has three MLP matrices, a GELU MLP two: 1.5x wider gives the same MLP parameter count
-    gpt = minimal_gpt(len(tokenizer), config.hidden_size, config.num_hidden_layers, config.num_attention_heads,
-                      int(1.5 * config.intermediate_size), width)
+    gpt = MinimalGPT(len(tokenizer), config.hidden_size, config.num_hidden_layers, config.num_attention_heads,
+                     int(1.5 * config.intermediate_size), width)
     opt = torch.optim.AdamW(gpt.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
     tokens, start = 0, time.perf_counter()
     for batch in batches:
         logits = gpt(batch["input_ids"])[:, :-1]
-        loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), batch["labels"][:, 1:], ignore_index=-100)
+        loss = F.cross_entropy(logits.transpose(1, 2), batch["labels"][:, 1:], ignore_index=T.IGNORE_INDEX)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(gpt.parameters(), cfg.grad_clip)
@@ -157,7 +160,7 @@ def training_throughput(steps: int = 30, batch_size: int = 48, seed: int = 0) ->
     minimal_s = time.perf_counter() - start
     return {
         "steps": steps, "batch_size": batch_size,
-        "course_params": M.count_parameters(model), "minimal_params": sum(p.numel() for p in gpt.parameters()),
+        "course_params": M.count_parameters(model), "minimal_params": M.count_parameters(gpt),
         "course_tokens_per_s": round(course.tokens_seen / course.wall_s, 1),
         "course_compute_tokens_per_s": round(course.tokens_seen / compute_s, 1),
         "phase_fraction": {p: round(t / course.wall_s, 3) for p, t in course.phase_s.items()},
@@ -169,13 +172,12 @@ def training_throughput(steps: int = 30, batch_size: int = 48, seed: int = 0) ->
 # --------------------------------------------------------------------------- generation and retrieval
 def generation_throughput(n_prompts: int = 16, new_tokens: int = 32) -> dict:
     """Generated tokens/s of the shipped model: all prompts in one left-padded batch vs one prompt at a time."""
-    import torch
-
-    from . import world as W
-    from .models import load_model
+    from hubhelpers import world as W
+    from hubhelpers.models import load_model
+    from hubhelpers.tasks import closed_book_questions
 
     model, tokenizer = load_model("tinyworld")
-    prompts = [ex.prompt for ex in W.closed_book_questions(W.make_world(), "train", n_prompts)]
+    prompts = [ex.prompt for ex in closed_book_questions(W.make_world(), "train", n_prompts)]
     kwargs = {"max_new_tokens": new_tokens, "min_new_tokens": new_tokens, "do_sample": False,
               "pad_token_id": tokenizer.pad_token_id}
 
@@ -195,9 +197,9 @@ def generation_throughput(n_prompts: int = 16, new_tokens: int = 32) -> dict:
 
 def retrieval_latency(n_documents: int = 280, n_queries: int = 50) -> dict:
     """Mean ms per query (embed the query with MiniLM, search a Chroma collection of TinyWorld bios)."""
-    from . import world as W
-    from .chains import minilm_embeddings
-    from .retrieval import open_store
+    from hubhelpers import world as W
+    from hubhelpers.chains import minilm_embeddings
+    from hubhelpers.retrieval import open_store
 
     world = W.make_world()
     people = (list(world.train) + list(world.heldout))[:n_documents]
@@ -219,7 +221,7 @@ def retrieval_latency(n_documents: int = 280, n_queries: int = 50) -> dict:
             "ms_per_query": round(1000 * query_s / len(queries), 2)}
 
 
-# --------------------------------------------------------------------------- comparison, table, README
+# --------------------------------------------------------------------------- comparison and table
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     """{"a.b": number} for every numeric leaf (booleans excluded)."""
     out: dict[str, float] = {}
@@ -277,29 +279,6 @@ def render_table(bench: Mapping[str, Any], ratios: Mapping[str, float]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(text: str, wall_s: Mapping[str, float]) -> str:
-    """Rewrite the CPU-time column of the README course map from measured notebook times."""
-    by_number = {name[:2]: seconds for name, seconds in wall_s.items()}
-    header = next((line for line in text.splitlines() if line.startswith("| # |") and "CPU time" in line), None)
-    if header is None:
-        raise ValueError("README has no course-map table with a 'CPU time' column")
-    column = [c.strip() for c in header.strip("|").split("|")].index("CPU time")
-    out = []
-    for line in text.splitlines(keepends=True):
-        match = README_ROW_RE.match(line)
-        if match and match["num"] in by_number:
-            cells = line.rstrip("\n").strip("|").split("|")
-            cells[column] = f" ≈{_round_seconds(by_number[match['num']])} s "
-            line = "|" + "|".join(cells) + "|" + ("\n" if line.endswith("\n") else "")
-        out.append(line)
-    return "".join(out)
-
-
-def _round_seconds(seconds: float) -> int:
-    """Seconds rounded to 5 s (to 1 s below 10 s): a map entry, not a stopwatch."""
-    return max(1, round(seconds)) if seconds < 10 else int(5 * round(seconds / 5))
-
-
 def budgets_met(bench: Mapping[str, Any]) -> bool:
     """True when every notebook and the whole course are within their budgets."""
     return all(row["ok"] for row in bench.get("notebooks", [])) and bench.get("course", {}).get("ok", False)
@@ -308,9 +287,10 @@ def budgets_met(bench: Mapping[str, Any]) -> bool:
 # --------------------------------------------------------------------------- main
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The bench's options."""
-    parser = argparse.ArgumentParser(prog="python -m hubhelpers.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m hubhelpers.tooling.bench",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--skip-course", action="store_true", help="do not run the notebooks; use build/results.json")
-    parser.add_argument("--only", nargs="+", default=(), help="notebooks to run (as for hubhelpers.course)")
+    parser.add_argument("--only", nargs="+", default=(), help="notebooks to run (as for hubhelpers.tooling.course)")
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite README.md's CPU-time column")
     parser.add_argument("--train-steps", type=int, default=30, help="steps of each training-throughput run")
     return parser.parse_args(argv)
@@ -318,7 +298,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the bench; print the table; write build/bench.json; return 1 when a budget is missed."""
-    from . import course
+    from hubhelpers.tooling import course
 
     args = parse_args(argv)
     root = R.find_project_root() or Path.cwd()

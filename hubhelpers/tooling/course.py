@@ -2,9 +2,9 @@
 
 Usage::
 
-    python -m hubhelpers.course                       # every notebooks/NN_*.ipynb, in order
-    python -m hubhelpers.course --only 00 03          # by number prefix, stem or glob
-    python -m hubhelpers.course -p SEED 1 -y "MODEL: tinyworld"
+    python -m hubhelpers.tooling.course                 # every notebooks/NN_*.ipynb, in order
+    python -m hubhelpers.tooling.course --only 00 03    # by number prefix, stem or glob
+    python -m hubhelpers.tooling.course -p SEED 1 -y "MODEL: tinyworld"
 
 Each notebook runs in its own papermill subprocess (a fresh kernel), so its wall time and peak
 resident memory can be measured; they are recorded into build/results.json beside the notebook's
@@ -77,7 +77,8 @@ def _selects(token: str, stem: str) -> bool:
 # --------------------------------------------------------------------------- command line
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the runner's options and the papermill parameters it passes through."""
-    parser = argparse.ArgumentParser(prog="python -m hubhelpers.course", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m hubhelpers.tooling.course",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="+", default=[], metavar="NB", help="number prefix, stem or glob")
     parser.add_argument("--notebooks", type=Path, default=None, help="notebook folder (default: notebooks/)")
     parser.add_argument("--build-dir", type=Path, default=None, help="output folder (default: build/)")
@@ -109,8 +110,8 @@ def papermill_parameters(args: argparse.Namespace) -> list[str]:
 def papermill_command(
     notebook: Path, output: Path, kernel: str, extra: Sequence[str], cell_timeout: int | None = None
 ) -> list[str]:
-    """Return the papermill command line executing ``notebook`` into ``output`` (see hubhelpers.execute)."""
-    cmd = [sys.executable, "-m", "hubhelpers.execute", str(notebook), str(output), "-k", kernel]
+    """Return the papermill command line executing ``notebook`` into ``output`` (see tooling/execute.py)."""
+    cmd = [sys.executable, "-m", "hubhelpers.tooling.execute", str(notebook), str(output), "-k", kernel]
     cmd += ["--cwd", str(notebook.parent), "--no-progress-bar", "--start-timeout", "180"]
     if cell_timeout:
         cmd += ["--execution-timeout", str(cell_timeout)]

@@ -1,19 +1,24 @@
 """Rewrite every notebook's Colab badge and Colab setup cell from [tool.llm-hub] in pyproject.toml.
 
-    python -m hubhelpers.sync            # rewrite notebooks/*.ipynb in place
-    python -m hubhelpers.sync --check    # exit 1 listing notebooks that are out of sync
+    python -m hubhelpers.tooling.sync            # rewrite notebooks/*.ipynb in place
+    python -m hubhelpers.tooling.sync --check    # exit 1 listing notebooks that are out of sync
+
+Also home to the course's other file rewriting: ``update_readme`` writes the README course map's CPU-time
+column from measured notebook times (called by ``make bench``).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hubhelpers.conventions import (
+from hubhelpers.results import find_project_root
+from hubhelpers.tooling.conventions import (
     BADGE_RE,
     NAME_RE,
     CourseConfig,
@@ -22,7 +27,8 @@ from hubhelpers.conventions import (
     colab_cell_source,
     load_course_config,
 )
-from hubhelpers.results import find_project_root
+
+README_ROW_RE = re.compile(r"^\| (?P<num>\d{2}) \|")
 
 
 def _with_badge(text: str, badge: str) -> str:
@@ -66,9 +72,33 @@ def sync_file(path: Path, config: CourseConfig, *, write: bool) -> bool:
     return changed
 
 
+def update_readme(text: str, wall_s: Mapping[str, float]) -> str:
+    """Rewrite the CPU-time column of the README course map from measured notebook times."""
+    by_number = {name[:2]: seconds for name, seconds in wall_s.items()}
+    header = next((line for line in text.splitlines() if line.startswith("| # |") and "CPU time" in line), None)
+    if header is None:
+        raise ValueError("README has no course-map table with a 'CPU time' column")
+    column = [c.strip() for c in header.strip("|").split("|")].index("CPU time")
+    out = []
+    for line in text.splitlines(keepends=True):
+        match = README_ROW_RE.match(line)
+        if match and match["num"] in by_number:
+            cells = line.rstrip("\n").strip("|").split("|")
+            cells[column] = f" ≈{_round_seconds(by_number[match['num']])} s "
+            line = "|" + "|".join(cells) + "|" + ("\n" if line.endswith("\n") else "")
+        out.append(line)
+    return "".join(out)
+
+
+def _round_seconds(seconds: float) -> int:
+    """Seconds rounded to 5 s (to 1 s below 10 s): a map entry, not a stopwatch."""
+    return max(1, round(seconds)) if seconds < 10 else int(5 * round(seconds / 5))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m hubhelpers.sync", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m hubhelpers.tooling.sync",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="only report notebooks out of sync")
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/NN_*.ipynb")
     args = parser.parse_args(argv)

@@ -1,7 +1,7 @@
 """papermill's command line for the course runner, started without jsonschema's optional IRI checker.
 
-``python -m hubhelpers.execute IN.ipynb OUT.ipynb ...`` takes exactly papermill's arguments. papermill imports
-nbformat, which imports jsonschema, which imports ``rfc3987_syntax`` when it is installed (jupyter-events asks
+``python -m hubhelpers.tooling.execute IN.ipynb OUT.ipynb ...`` takes exactly papermill's arguments. papermill
+imports nbformat, which imports jsonschema, which imports ``rfc3987_syntax`` when it is installed (jupyter-events asks
 for it): that package compiles a Lark grammar at import time, 1.4 s of a 2-core machine before each of the
 course's notebooks even starts its kernel. It only checks the ``iri`` formats, which nbformat's notebook schema
 does not use, so this process marks it unavailable (jsonschema then skips that check) and runs papermill.

@@ -166,6 +166,27 @@ def check_parameters(nb: Any) -> list[str]:
     return [problem for stmt in tree.body for problem in _check_assignment(stmt, lines)]
 
 
+def check_validation_cell(nb: Any) -> list[str]:
+    """The cell after the parameters cell declares the checks: imports, one `check_params(...)`, at most a print."""
+    index = next((i for i, c in enumerate(nb.cells) if "parameters" in _tags(c)), None)
+    if index is None or index + 1 >= len(nb.cells) or nb.cells[index + 1].cell_type != "code":
+        return ["the parameters cell must be followed by a code cell calling hubhelpers.params.check_params"]
+    try:
+        tree = ast.parse(nb.cells[index + 1].source)
+    except SyntaxError as err:
+        return [f"validation cell does not parse: {err.msg} (line {err.lineno})"]
+    problems = [f"validation cell line {node.lineno}: no hand-written `{type(node).__name__.lower()}`: declare the "
+                f"check in check_params(globals(), {{...}}) (hubhelpers.params)"
+                for node in ast.walk(tree) if isinstance(node, (ast.Raise, ast.If, ast.IfExp, ast.Assert))]
+    calls = [ast.unparse(stmt.value.func) for stmt in tree.body
+             if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)]
+    others = [stmt for stmt in tree.body if not isinstance(stmt, (ast.Import, ast.ImportFrom, ast.Expr))]
+    if calls not in (["check_params"], ["check_params", "print"]) or others:
+        problems.append("validation cell must hold only imports, one check_params(globals(), {...}) call and "
+                        f"at most a print, found calls {calls} and {len(others)} other statement(s)")
+    return problems
+
+
 def _is_colab_guard(stmt: ast.stmt) -> bool:
     """True for `if "google.colab" in sys.modules:` with no else branch."""
     if not isinstance(stmt, ast.If) or stmt.orelse:
@@ -295,6 +316,7 @@ def check_notebook(path: Path, config: CourseConfig) -> list[str]:
         lambda: check_name(path),
         lambda: check_intro(nb, config, path.name),
         lambda: check_parameters(nb),
+        lambda: check_validation_cell(nb),
         lambda: check_colab_cell(nb, config),
         lambda: check_clean(nb),
         lambda: check_kernelspec(nb),
