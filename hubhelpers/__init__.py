@@ -1,38 +1,23 @@
 """hubhelpers: the tested helper package of the llm-hub course.
 
-Importing the package does no work: submodules load on first attribute access
-(``hubhelpers.results``) or by explicit import (``from hubhelpers.results import Results``).
+Lesson modules are named by topic (`world`, `models`, `training`, `lora`, `retrieval`…): import the one a lesson
+uses, ``from hubhelpers import retrieval``. Notebooks record their figures with ``hubhelpers.results`` and check
+their parameters with ``hubhelpers.params``; the course machinery (runner, bench, conventions) is
+``hubhelpers.tooling``, which learners never need.
 """
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
+import logging
 
 __version__ = "0.1.0"
 
-_LAZY_ATTRS: dict[str, str] = {
-    "Results": "hubhelpers.results",
-    "seed_everything": "hubhelpers.runtime",
-    "runtime_report": "hubhelpers.runtime",
-    "print_runtime_report": "hubhelpers.runtime",
-    "setup_plots": "hubhelpers.runtime",
-    "in_colab": "hubhelpers.runtime",
-}
 
-__all__ = ["__version__", *sorted(_LAZY_ATTRS)]
+def _not_the_cpu_kernel_notice(record: logging.LogRecord) -> bool:
+    """False for bitsandbytes' notice that it could not download an optional CPU kernel (it falls back to its own)."""
+    return not record.getMessage().startswith("Failed to load CPU gemm_4bit_forward")
 
 
-def __getattr__(name: str) -> object:
-    """Load a convenience attribute or a submodule on first access."""
-    if name in _LAZY_ATTRS:
-        return getattr(importlib.import_module(_LAZY_ATTRS[name]), name)
-    if name.startswith("_"):
-        raise AttributeError(f"module 'hubhelpers' has no attribute {name!r}")
-    try:
-        module: ModuleType = importlib.import_module(f"hubhelpers.{name}")
-    except ModuleNotFoundError as err:
-        if err.name != f"hubhelpers.{name}":
-            raise
-        raise AttributeError(f"module 'hubhelpers' has no attribute {name!r}") from None
-    return module
+# bitsandbytes logs that notice at import on CPUs with AVX512-BF16: it teaches nothing and nothing is missing,
+# so only that one message of that one logger is dropped (the logger exists before bitsandbytes is imported).
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_not_the_cpu_kernel_notice)

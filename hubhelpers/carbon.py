@@ -16,6 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from codecarbon import OfflineEmissionsTracker, OutputMethod
+from codecarbon.external.hardware import CPU
+from codecarbon.input import DataSource
+
 FLOPS_PER_PARAM_TOKEN = 6  # forward 2·N·D + backward 4·N·D
 
 
@@ -114,8 +118,6 @@ class TrackedRun:
 
 def grid_intensity(country_iso_code: str) -> float:
     """CodeCarbon's offline grid carbon intensity for a country (kg CO2eq per kWh), from its energy-mix table."""
-    from codecarbon.input import DataSource
-
     mix = DataSource().get_global_energy_mix_data()
     if country_iso_code not in mix:
         raise ValueError(f"CodeCarbon has no energy mix for country_iso_code {country_iso_code!r}; "
@@ -125,8 +127,6 @@ def grid_intensity(country_iso_code: str) -> float:
 
 def cpu_measurement_method(tracker) -> str:
     """How CodeCarbon measures the CPU on this machine, read from the tracker's hardware objects."""
-    from codecarbon.external.hardware import CPU
-
     cpus = [h for h in getattr(tracker, "_hardware", []) if isinstance(h, CPU)]
     if not cpus:
         return "no CPU tracked"
@@ -151,7 +151,6 @@ def track(fn: Callable[[], object], output_dir: str | Path, country_iso_code: st
         raise ValueError(f"tracking_mode must be 'process' or 'machine', got {tracking_mode!r}")
     _positive("measure_power_secs", measure_power_secs)
     grid_intensity(country_iso_code)  # a ValueError for a country CodeCarbon has no energy mix for
-    from codecarbon import OfflineEmissionsTracker, OutputMethod
 
     logging.getLogger("codecarbon").setLevel(logging.ERROR)  # before init: its start-up notices are not news
     output_dir = Path(output_dir)

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import copy
 
+from langchain_huggingface import HuggingFaceEmbeddings, HuggingFacePipeline
+from transformers import pipeline
+
 from .encoders import resolve_encoder
+from .params import check_int
 
 
 def minilm_embeddings(name_or_path: str = "minilm", device: str = "cpu", batch_size: int = 64):
     """LangChain embeddings for all-MiniLM-L6-v2 (offline by default), L2-normalised like sentence-transformers."""
-    from langchain_huggingface import HuggingFaceEmbeddings
-
     if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
         raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_int("batch_size", batch_size)
     return HuggingFaceEmbeddings(
         model=resolve_encoder(name_or_path),
         model_kwargs={"device": device, "trust_remote_code": False},
@@ -30,12 +31,8 @@ def minilm_embeddings(name_or_path: str = "minilm", device: str = "cpu", batch_s
 
 def pipeline_llm(model, tokenizer, max_new_tokens: int = 16, batch_size: int = 8):
     """A greedy LangChain LLM over a loaded causal LM: returns only the generated continuation, not the prompt."""
-    from langchain_huggingface import HuggingFacePipeline
-    from transformers import pipeline
-
     for name, value in {"max_new_tokens": max_new_tokens, "batch_size": batch_size}.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_int(name, value)
     if tokenizer.pad_token_id is None:
         raise ValueError("the tokenizer has no pad token; set tokenizer.pad_token before building the pipeline")
     tokenizer = copy.deepcopy(tokenizer)  # the caller's tokenizer keeps its padding side

@@ -12,7 +12,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import torch
+from sklearn.metrics import roc_auc_score, roc_curve
+
 from .evaluation import batches, normalise
+from .params import check_int
 from .prompting import continuation_distributions
 
 
@@ -45,8 +49,6 @@ def _check_pairs(prompts: Sequence[str], answers: Sequence[str]) -> None:
 def answer_scores(model, tokenizer, prompts: Sequence[str], answers: Sequence[str],
                   batch_size: int = 64) -> list[AnswerScore]:
     """Score ' ' + answer after each prompt in one forward pass per batch (log-probability and entropy)."""
-    import torch
-
     _check_pairs(prompts, answers)
     pairs = [(tokenizer(p)["input_ids"], tokenizer(" " + a.strip(), add_special_tokens=False)["input_ids"])
              for p, a in zip(prompts, answers)]
@@ -61,10 +63,7 @@ def answer_scores(model, tokenizer, prompts: Sequence[str], answers: Sequence[st
 def sample_answers(model, tokenizer, prompts: Sequence[str], n_samples: int, temperature: float = 1.0,
                    max_new_tokens: int = 8, batch_size: int = 32) -> list[list[str]]:
     """n_samples answers per prompt, sampled from the full distribution at `temperature` (first line of each)."""
-    import torch
-
-    if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+    check_int("n_samples", n_samples)
     if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or temperature <= 0:
         raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
     if not prompts:
@@ -102,16 +101,12 @@ def _check_detector(scores: Sequence[float], correct: Sequence[bool]) -> None:
 
 def detector_auroc(scores: Sequence[float], correct: Sequence[bool]) -> float:
     """Area under the ROC curve of `scores` as a detector of correct answers (1 = perfect, 0.5 = chance)."""
-    from sklearn.metrics import roc_auc_score
-
     _check_detector(scores, correct)
     return float(roc_auc_score([int(bool(c)) for c in correct], list(scores)))
 
 
 def detector_roc(scores: Sequence[float], correct: Sequence[bool]) -> tuple[list[float], list[float], list[float]]:
     """(false-positive rates, true-positive rates, thresholds) of `scores` detecting correct answers."""
-    from sklearn.metrics import roc_curve
-
     _check_detector(scores, correct)
     fpr, tpr, thresholds = roc_curve([int(bool(c)) for c in correct], list(scores))
     return fpr.tolist(), tpr.tolist(), thresholds.tolist()

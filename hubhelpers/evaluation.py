@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import math
 
+import torch
+
+from .params import check_int
+
 
 def batches(items: list, size: int):
     """Consecutive slices of `items` of length `size`."""
-    if not isinstance(size, int) or size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {size!r}")
+    check_int("batch_size", size)
     for i in range(0, len(items), size):
         yield items[i: i + size]
 
 
 def greedy_answers(model, tokenizer, prompts: list[str], max_new_tokens: int = 8, batch_size: int = 64) -> list[str]:
     """Greedy continuation of each prompt, cut at the first newline or end of sequence."""
-    import torch
-
     out: list[str] = []
     for chunk in batches(list(prompts), batch_size):
         enc = tokenizer(chunk, return_tensors="pt", padding=True, padding_side="left").to(model.device)
@@ -44,8 +45,6 @@ def answer_accuracy(model, tokenizer, examples, batch_size: int = 64) -> tuple[f
 
 def first_token_accuracy(model, tokenizer, examples, batch_size: int = 64) -> float:
     """Fast proxy of answer accuracy: argmax next token after the prompt equals the gold answer's first token."""
-    import torch
-
     hits = 0
     for chunk in batches(list(examples), batch_size):
         enc = tokenizer([ex.prompt for ex in chunk], return_tensors="pt", padding=True,
@@ -59,8 +58,6 @@ def first_token_accuracy(model, tokenizer, examples, batch_size: int = 64) -> fl
 
 def token_logprobs(model, tokenizer, text: str) -> list[tuple[str, float]]:
     """log P(token_i | tokens_<i) for every token of `text` after the bos token."""
-    import torch
-
     enc = tokenizer(text, return_tensors="pt").to(model.device)
     with torch.inference_mode():
         logp = model(**enc).logits.log_softmax(-1)[0, :-1]
@@ -71,8 +68,6 @@ def token_logprobs(model, tokenizer, text: str) -> list[tuple[str, float]]:
 
 def perplexity(model, tokenizer, texts: list[str], batch_size: int = 32) -> float:
     """exp(mean negative log-likelihood per predicted token) over `texts` (bos not predicted)."""
-    import torch
-
     if not texts:
         raise ValueError("perplexity needs at least one text, got none")
     nll, count = 0.0, 0

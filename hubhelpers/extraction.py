@@ -1,7 +1,7 @@
 """Information extraction: a pydantic schema for TinyWorld person records, a parser that validates model output
 against it (naming the kind of error), prompts and training examples, and per-field precision / recall / F1.
 
-A record is one JSON object with the fields of ``world.EXTRACTION_FIELDS``; ``name`` is required, every other
+A record is one JSON object with the fields of ``tasks.EXTRACTION_FIELDS``; ``name`` is required, every other
 field is a string or ``null`` (the document does not say).
 """
 
@@ -14,9 +14,11 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from hubhelpers import tasks
 from hubhelpers import world as W
+from hubhelpers.params import check_int
 
-FIELDS = W.EXTRACTION_FIELDS
+FIELDS = tasks.EXTRACTION_FIELDS
 ERROR_KINDS = ("ok", "no_json", "invalid_json", "not_an_object", "missing_field", "wrong_type", "unknown_field")
 INSTRUCTION = "Extract the person's name, city, job, pet and birth month as JSON (null when not stated)."
 
@@ -130,8 +132,7 @@ def fresh_documents(world: W.World, n: int, seed: int = 0) -> list[dict]:
 
     Every name is new, so a model trained on them must copy the name from the document: it cannot memorise it.
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n must be an int >= 1, got {n!r}")
+    check_int("n", n)
     rng = random.Random(f"extract-fresh-{world.config.seed}-{seed}")
     names: dict[str, None] = {}  # insertion-ordered set
     while len(names) < n:
@@ -139,14 +140,14 @@ def fresh_documents(world: W.World, n: int, seed: int = 0) -> list[dict]:
     out = []
     for i, name in enumerate(names):
         one = W.World(world.config, (W.random_person(rng, name),), (), world.countries)
-        out.extend(W.extraction_documents(one, 1, seed=seed * 1_000_003 + i))
+        out.extend(tasks.extraction_documents(one, 1, seed=seed * 1_000_003 + i))
     return out
 
 
 def extraction_splits(world: W.World, n_train: int, n_test: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
     """Training documents about fresh people (one document each) and test documents about held-out people."""
     train = fresh_documents(world, n_train, seed=seed)
-    test = W.extraction_documents(world, n_test, seed=seed, split="heldout")
+    test = tasks.extraction_documents(world, n_test, seed=seed, split="heldout")
     leaked = W.leaked_names([d["text"] for d in train], {d["gold"]["name"] for d in test})
     if leaked:
         raise ValueError(f"held-out names {sorted(leaked)} occur in training documents")

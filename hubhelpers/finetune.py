@@ -1,6 +1,6 @@
 """Fine-tuning helpers for notebooks 05-06 and the SFT script: chat data, TRL's SFTTrainer, instruction scoring.
 
-The instruction data come from ``hubhelpers.world.instruction_examples``: a user asks a question about a TinyWorld
+The instruction data come from ``hubhelpers.tasks.instruction_examples``: a user asks a question about a TinyWorld
 person with a *checkable* instruction (one word, a full sentence, capital letters, name first); the assistant turn
 is the gold answer. ``follows_instruction`` checks a response against both the instruction and the fact.
 """
@@ -11,8 +11,15 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+from datasets import Dataset
+from transformers import TrainerCallback
+from trl import SFTConfig, SFTTrainer
+
+from hubhelpers import tasks
 from hubhelpers import world as W
 from hubhelpers.evaluation import batches, normalise
+from hubhelpers.params import Int, ListOf, check_int
 
 END_OF_TURN = "<|end|>"
 
@@ -28,7 +35,7 @@ def _key(example: dict) -> tuple[str, str, str]:
 
 def instruction_splits(world: W.World, n_train: int, n_test: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
     """Training and test instruction examples; no (person, relation, instruction) of the test set is trained on."""
-    train = W.instruction_examples(world, n_train, seed=seed)
+    train = tasks.instruction_examples(world, n_train, seed=seed)
     seen = {_key(ex) for ex in train}
     test, seen_test, draw = [], set(), 0
     while len(test) < n_test:
@@ -36,7 +43,7 @@ def instruction_splits(world: W.World, n_train: int, n_test: int, seed: int = 0)
         if draw > 50:
             raise ValueError(f"cannot find {n_test} test instructions unseen in {n_train} training ones; "
                              "lower n_train or n_test")
-        for ex in W.instruction_examples(world, 4 * n_test, seed=seed + 1000 * draw):
+        for ex in tasks.instruction_examples(world, 4 * n_test, seed=seed + 1000 * draw):
             if _key(ex) not in seen and _key(ex) not in seen_test and len(test) < n_test:
                 test.append(ex)
                 seen_test.add(_key(ex))
@@ -45,8 +52,6 @@ def instruction_splits(world: W.World, n_train: int, n_test: int, seed: int = 0)
 
 def chat_dataset(examples: Sequence[dict], assistant: bool = True):
     """A ``datasets.Dataset`` with one 'messages' column (the conversational format TRL expects)."""
-    from datasets import Dataset
-
     if not examples:
         raise ValueError("chat_dataset needs at least one example, got none")
     rows = [ex["messages"] if assistant else [m for m in ex["messages"] if m["role"] != "assistant"]
@@ -83,8 +88,6 @@ def stop_token_ids(tokenizer) -> list[int]:
 def chat_responses(model, tokenizer, examples: Sequence[dict], max_new_tokens: int = 16,
                    batch_size: int = 64) -> list[str]:
     """Greedy assistant replies to each example's user turn (batched, left-padded, first line only)."""
-    import torch
-
     if not examples:
         raise ValueError("chat_responses needs at least one example, got none")
     prompts = [chat_prompt(tokenizer, ex) for ex in examples]
@@ -112,11 +115,11 @@ def follows_instruction(example: dict, response: str) -> bool:
 
     sentence: ends with '.', at least 3 words, starts with the person's name and contains the value;
     arrow: '<name> -> <value>'; name_first: '<name>: <value>'; topic_first: '<topic word>: <value>' (the topic
-    words are world.TOPIC_WORDS).
+    words are tasks.TOPIC_WORDS).
     """
     kind = example["instruction"]
-    if kind not in W.INSTRUCTIONS:
-        raise ValueError(f"unknown instruction {kind!r}; accepted: {', '.join(sorted(W.INSTRUCTIONS))}")
+    if kind not in tasks.INSTRUCTIONS:
+        raise ValueError(f"unknown instruction {kind!r}; accepted: {', '.join(sorted(tasks.INSTRUCTIONS))}")
     value, text = example["value"], response.strip()
     words = [w.lower() for w in re.findall(r"[A-Za-z']+", text)]
     if kind == "arrow":
@@ -124,7 +127,7 @@ def follows_instruction(example: dict, response: str) -> bool:
     if kind == "sentence":
         return (text.endswith(".") and len(words) >= 3 and re.match(rf"{example['name']}\b", text) is not None
                 and value.lower() in words)
-    head = example["name"] if kind == "name_first" else W.TOPIC_WORDS[example["relation"]]
+    head = example["name"] if kind == "name_first" else tasks.TOPIC_WORDS[example["relation"]]
     return normalise(text) == f"{head}: {value}".lower()
 
 
@@ -146,10 +149,8 @@ def instruction_accuracy(model, tokenizer, examples: Sequence[dict], max_new_tok
 
 def trainer_settings(output_dir: str | Path, steps: int, lr: float, batch_size: int, seed: int = 0) -> dict:
     """TrainingArguments for the course's small TRL runs: fp32, cosine, no saving, no external loggers."""
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    check_int("steps", steps)
+    check_int("batch_size", batch_size)
     if not (isinstance(lr, (int, float)) and 0 < lr < 1):
         raise ValueError(f"lr must be in (0, 1), got {lr!r}")
     return {"output_dir": str(output_dir), "max_steps": steps, "learning_rate": lr,
@@ -162,8 +163,6 @@ def trainer_settings(output_dir: str | Path, steps: int, lr: float, batch_size: 
 def sft_config(output_dir: str | Path, steps: int = 200, lr: float = 1e-3, batch_size: int = 16,
                assistant_only: bool = True, seed: int = 0, **overrides):
     """An ``SFTConfig`` for small CPU runs: fp32, no checkpointing, no saving, no external loggers."""
-    from trl import SFTConfig
-
     settings = {**trainer_settings(output_dir, steps, lr, batch_size, seed), "assistant_only_loss": assistant_only,
                 "max_length": 256, "gradient_checkpointing": False}
     return SFTConfig(**{**settings, **overrides})
@@ -187,18 +186,13 @@ def run_trainer(trainer_class, model, tokenizer, dataset, config, callbacks: Seq
 
 def sft_train(model, tokenizer, examples: Sequence[dict], config, callbacks: Sequence = ()):
     """Fine-tune `model` in place with TRL's SFTTrainer on chat `examples`; returns the trainer (log in .state)."""
-    from trl import SFTTrainer
-
     return run_trainer(SFTTrainer, model, tokenizer, chat_dataset(examples), config, callbacks)
 
 
 def accuracy_callback(tokenizer, examples: Sequence[dict], at_steps: Sequence[int]):
     """A TrainerCallback scoring instruction accuracy on `examples` at `at_steps`; results in its `.curve`."""
-    from transformers import TrainerCallback
-
+    ListOf(Int(1)).check("at_steps", list(at_steps), {})
     steps = sorted(set(at_steps))
-    if not steps or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in steps):
-        raise ValueError(f"at_steps must be positive ints, got {list(at_steps)!r}")
     if not examples:
         raise ValueError("accuracy_callback needs at least one example, got none")
 
@@ -231,6 +225,6 @@ def new_relation_task(world: W.World, relation: str = "instrument", seed: int = 
     if relation not in W.RESERVED_RELATIONS:
         raise ValueError(f"relation must be one the base model never saw, one of {W.RESERVED_RELATIONS}; "
                          f"got {relation!r}")
-    train = W.closed_book_questions(world, "train", 2 * len(world.train), seed=seed, relations=(relation,))
-    evaluation = W.closed_book_questions(world, "train", len(world.train), seed=seed + 1, relations=(relation,))
+    train = tasks.closed_book_questions(world, "train", 2 * len(world.train), seed=seed, relations=(relation,))
+    evaluation = tasks.closed_book_questions(world, "train", len(world.train), seed=seed + 1, relations=(relation,))
     return train, evaluation

@@ -2,24 +2,28 @@
 (rehearsal), an L2 anchor to the initial weights, and LoRA (a frozen base).
 
 Task A is what the model already does (closed-book facts from pretraining); task B is new (a reserved relation).
-`train_tasks` fine-tunes on B, optionally rehearsing A and anchoring the weights, and logs both tasks' losses and
-accuracies over the steps.
+`train_tasks` fine-tunes on B with the course's one training loop (`training.train`, its loss replaced by this
+objective), optionally rehearsing A and anchoring the weights, and logs both tasks' losses and accuracies.
 """
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from hubhelpers.training import encode_examples, example_mean_loss
+import torch
+
+from hubhelpers.evaluation import batches
+from hubhelpers.params import Float, check_fields
+from hubhelpers.training import TRAIN_FIELDS, TrainConfig, TrainResult, encode_examples, example_mean_loss, train
+
+ALPHA = Float(at_least=0, at_most=1)  # the weight of task A's loss
 
 
 def check_alpha(alpha: float) -> float:
     """`alpha` as a float if it lies in [0, 1], else a ValueError naming it."""
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    ALPHA.check("alpha", alpha, {})
     return float(alpha)
 
 
@@ -41,8 +45,6 @@ def snapshot(model) -> dict:
 
 def l2_anchor(model, anchor: dict):
     """sum over anchored parameters of ||theta - theta_0||^2 (0 at the anchor)."""
-    import torch
-
     if not anchor:
         raise ValueError("the anchor is empty; build it with snapshot(model)")
     params = dict(model.named_parameters())
@@ -54,7 +56,11 @@ def l2_anchor(model, anchor: dict):
 
 @dataclass(frozen=True)
 class ForgetConfig:
-    """A fine-tuning run on task B: alpha weights task-A rehearsal, anchor the L2 pull to the initial weights."""
+    """A fine-tuning run on task B: alpha weights task-A rehearsal, anchor the L2 pull to the initial weights.
+
+    The optimisation itself is `training.train`'s (AdamW, linear warm-up then cosine decay, clipping), the same
+    loop as every other fine-tuning run of the course.
+    """
 
     steps: int = 150
     batch_size: int = 32
@@ -67,81 +73,62 @@ class ForgetConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "eval_every", "max_len"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"ForgetConfig.{name} must be an int >= 1, got {value!r}")
-        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
-            raise ValueError(f"ForgetConfig.lr must be in (0, 1), got {self.lr!r}")
-        if not isinstance(self.warmup_steps, int) or not 0 <= self.warmup_steps <= self.steps:
-            raise ValueError(f"ForgetConfig.warmup_steps must be an int in [0, steps], got {self.warmup_steps!r}")
-        check_alpha(self.alpha)
-        anchor = self.anchor
-        if isinstance(anchor, bool) or not isinstance(anchor, (int, float)) or not 0 <= anchor < math.inf:
-            raise ValueError(f"ForgetConfig.anchor must be a finite number >= 0, got {self.anchor!r}")
+        shared = ("steps", "batch_size", "lr", "warmup_steps", "eval_every", "max_len", "seed")
+        spec = {name: TRAIN_FIELDS[name] for name in shared}
+        check_fields(self, {**spec, "alpha": ALPHA, "anchor": Float(at_least=0)})
+
+    def train_config(self) -> TrainConfig:
+        """The training loop's configuration of this run."""
+        return TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr, warmup_steps=self.warmup_steps,
+                           eval_every=self.eval_every, checkpoint_every=self.steps, max_len=self.max_len,
+                           seed=self.seed)
 
 
-@dataclass
-class ForgetResult:
-    """Per-step training losses and periodic evaluations (step, and whatever `evaluate` returned)."""
+def task_sampler(task_a: Sequence, task_b: Sequence, alpha: float) -> Callable:
+    """sample(rng, progress, size) -> {'B': size examples of task B, 'A': as many of task A, or None when alpha = 0}."""
+    task_a, task_b = list(task_a), list(task_b)
 
-    history: list[dict] = field(default_factory=list)
-    evals: list[dict] = field(default_factory=list)
+    def sample(rng: random.Random, progress: float, size: int) -> dict:
+        batch_b = rng.sample(task_b, min(size, len(task_b)))
+        return {"B": batch_b, "A": rng.sample(task_a, min(size, len(task_a))) if alpha > 0 else None}
 
-    def series(self, key: str) -> tuple[list[int], list[float]]:
-        rows = [e for e in self.evals if key in e]
-        return [e["step"] for e in rows], [e[key] for e in rows]
+    return sample
+
+
+def forgetting_objective(tokenizer, cfg: ForgetConfig, anchor: dict | None) -> Callable:
+    """loss(model, sample) = alpha * L_A + (1 - alpha) * L_B (+ (anchor / 2) * ||theta - theta_0||^2)."""
+
+    def loss(model, sample: dict):
+        batch_a = None if sample["A"] is None else _to(encode_examples(tokenizer, sample["A"], cfg.max_len), model)
+        batch_b = _to(encode_examples(tokenizer, sample["B"], cfg.max_len), model)
+        value = weighted_loss(model, batch_a, batch_b, cfg.alpha)
+        if anchor is not None:
+            value = value + 0.5 * cfg.anchor * l2_anchor(model, anchor)
+        return value
+
+    return loss
 
 
 def train_tasks(model, tokenizer, task_a: Sequence, task_b: Sequence, cfg: ForgetConfig,
-                evaluate: Callable | None = None, progress: bool = True) -> ForgetResult:
+                evaluate: Callable | None = None, progress: bool = True) -> TrainResult:
     """Fine-tune `model` in place on alpha * L_A + (1 - alpha) * L_B + (anchor / 2) * ||theta - theta_0||^2.
 
     Only parameters with requires_grad train (so a PEFT model trains its adapters only). `evaluate(model)` -> dict
     runs before the first step and every cfg.eval_every steps.
     """
-    import torch
-    from tqdm.auto import tqdm
-
     if not task_b:
         raise ValueError("train_tasks needs task-B examples, got none")
     if cfg.alpha > 0 and not task_a:
         raise ValueError(f"alpha={cfg.alpha} > 0 needs task-A examples for rehearsal, got none")
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=cfg.lr)
     anchor = snapshot(model) if cfg.anchor > 0 else None
-    result = ForgetResult()
-
-    def run_eval(step: int) -> None:
-        if evaluate is None:
-            return
+    start = []
+    if evaluate is not None:
         model.eval()
         with torch.inference_mode():
-            result.evals.append({"step": step, **evaluate(model)})
-        model.train()
-
-    run_eval(0)
-    model.train()
-    for step in tqdm(range(cfg.steps), disable=not progress, desc=f"alpha={cfg.alpha:g}",
-                     mininterval=0.5):
-        rng = random.Random(f"forget-{cfg.seed}-{step}")
-        batch_b = encode_examples(tokenizer, rng.sample(list(task_b), min(cfg.batch_size, len(task_b))), cfg.max_len)
-        batch_a = (encode_examples(tokenizer, rng.sample(list(task_a), min(cfg.batch_size, len(task_a))), cfg.max_len)
-                   if cfg.alpha > 0 else None)
-        lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
-        for group in opt.param_groups:
-            group["lr"] = lr
-        loss = weighted_loss(model, _to(batch_a, model), _to(batch_b, model), cfg.alpha)
-        if anchor is not None:
-            loss = loss + 0.5 * cfg.anchor * l2_anchor(model, anchor)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        result.history.append({"step": step + 1, "loss": loss.item()})
-        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
-            run_eval(step + 1)
-    model.eval()
+            start.append({"step": 0, **evaluate(model)})
+    result = train(model, tokenizer, task_sampler(task_a, task_b, cfg.alpha), cfg.train_config(), evaluate,
+                   progress=progress, loss_fn=forgetting_objective(tokenizer, cfg, anchor))
+    result.evals[:0] = start
     return result
 
 
@@ -152,14 +139,11 @@ def _to(batch: dict | None, model) -> dict | None:
 
 def task_loss(model, tokenizer, examples: Sequence, max_len: int = 64, batch_size: int = 64) -> float:
     """Mean per-example answer loss (nats per answer token) of `model` on `examples`, without gradients."""
-    import torch
-
     if not examples:
         raise ValueError("task_loss needs at least one example, got none")
     total = 0.0
     with torch.inference_mode():
-        for i in range(0, len(examples), batch_size):
-            chunk = list(examples[i: i + batch_size])
+        for chunk in batches(list(examples), batch_size):
             batch = _to(encode_examples(tokenizer, chunk, max_len), model)
             total += float(example_mean_loss(model, batch)) * len(chunk)
     return total / len(examples)

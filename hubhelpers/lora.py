@@ -6,6 +6,11 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
+import torch
+from peft import LoraConfig, get_peft_model
+
+from .params import check_int
+
 ATTENTION_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj")
 BLOCK_LINEARS = ATTENTION_LINEARS + ("gate_proj", "up_proj", "down_proj")
 IO_MODULES = ("embed_tokens", "lm_head")
@@ -30,8 +35,6 @@ def untie_output_embeddings(model):
     Merging LoRA updates into one weight shared by two layers would apply both updates to both layers, so a tied
     model is untied before adapters go on both. Models that are not tied are returned unchanged.
     """
-    import torch
-
     inp, out = model.get_input_embeddings(), model.get_output_embeddings()
     if out is None or out.weight is not inp.weight:
         return model
@@ -47,10 +50,7 @@ def lora_model(model, r: int, alpha: float, target_modules: Sequence[str], dropo
     """`model` wrapped by peft with rank-r LoRA adapters (scaling alpha / r) on `target_modules`.
 
     task_type=None wraps any torch module (not only a causal LM)."""
-    from peft import LoraConfig, get_peft_model
-
-    if not isinstance(r, int) or isinstance(r, bool) or r < 1:
-        raise ValueError(f"LoRA rank r must be an int >= 1, got {r!r}")
+    check_int("LoRA rank r", r)
     if not target_modules:
         raise ValueError(f"target_modules must name at least one module, got {target_modules!r}")
     names = {name.split(".")[-1] for name, _ in model.named_modules()}
@@ -82,8 +82,6 @@ def trainable_fraction(model) -> tuple[int, int, float]:
 
 def max_logit_diff(model_a, model_b, tokenizer, prompts: Sequence[str]) -> float:
     """Largest absolute difference between the two models' logits on `prompts` (one padded batch)."""
-    import torch
-
     if not prompts:
         raise ValueError("max_logit_diff needs at least one prompt, got none")
     enc = tokenizer(list(prompts), return_tensors="pt", padding=True, padding_side="right")

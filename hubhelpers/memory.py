@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .lora import BLOCK_LINEARS, TARGET_SETS
+from .params import check_int
 
 BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0}
 WEIGHT_FORMATS = ("fp32", "fp16", "bf16", "int8", "nf4")
@@ -50,9 +51,7 @@ class LlamaShape:
     def __post_init__(self):
         for name in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                      "num_key_value_heads", "head_dim"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"LlamaShape.{name} must be an int >= 1, got {value!r}")
+            check_int(f"LlamaShape.{name}", getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -155,8 +154,7 @@ def weight_bytes(config, fmt: str = "fp32", other_dtype: str = "fp32", skip_modu
 
 def lora_parameters(config, r: int, target_modules: Sequence[str] = BLOCK_LINEARS) -> int:
     """Parameters of LoRA adapters of rank r: r * (d_in + d_out) for each targeted module."""
-    if not isinstance(r, int) or isinstance(r, bool) or r < 1:
-        raise ValueError(f"LoRA rank r must be an int >= 1, got {r!r}")
+    check_int("LoRA rank r", r)
     s = config if isinstance(config, LlamaShape) else llama_shape(config)
     known = {m.name: m for m in modules(s) if m.kind != "norm"}
     if s.tie_word_embeddings:

@@ -8,6 +8,21 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
+import torch
+from tokenizers import Tokenizer, decoders, pre_tokenizers, processors, trainers
+from tokenizers.models import BPE
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BitsAndBytesConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+)
+
+from .params import check_int
+
 SHIPPED_NAME = "tinyworld"
 SPECIAL_TOKENS = ("<|pad|>", "<|bos|>", "<|eos|>", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>")
 # Assistant turns are wrapped in {% generation %} so TRL can mask everything else from the loss.
@@ -53,14 +68,10 @@ def preset(name: str) -> ModelConfig:
 
 def train_tokenizer(texts: list[str], vocab_size: int = 1024):
     """Train a byte-level BPE tokenizer on `texts`; returns a Hugging Face fast tokenizer with a chat template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
     if not texts:
         raise ValueError("cannot train a tokenizer on an empty corpus (texts is empty)")
-    if not isinstance(vocab_size, int) or vocab_size < 300:
-        raise ValueError(f"vocab_size must be an int >= 300 (256 bytes + specials + merges), got {vocab_size!r}")
-    tok = Tokenizer(models.BPE())
+    check_int("vocab_size", vocab_size, low=300)  # 256 bytes + special tokens + merges
+    tok = Tokenizer(BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
@@ -76,8 +87,6 @@ def train_tokenizer(texts: list[str], vocab_size: int = 1024):
 
 def build_model(config: ModelConfig, tokenizer):
     """A freshly initialised LlamaForCausalLM of shape `config` for `tokenizer`."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     if len(tokenizer) > config.vocab_size:
         raise ValueError(f"tokenizer has {len(tokenizer)} tokens but vocab_size is {config.vocab_size}")
     cfg = LlamaConfig(**asdict(config), num_key_value_heads=config.num_attention_heads,
@@ -155,8 +164,6 @@ def _quantization_config(quantization: str | None):
         raise ValueError(f"unknown quantization {quantization!r}; accepted: {QUANTIZATIONS}")
     if quantization is None:
         return None
-    import torch
-    from transformers import BitsAndBytesConfig
 
     if quantization == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
@@ -166,8 +173,6 @@ def _quantization_config(quantization: str | None):
 
 def pick_device(device: str = "auto") -> str:
     """'auto' -> cuda, mps or cpu (whichever is there); other values are checked and returned."""
-    import torch
-
     if device not in DEVICES:
         raise ValueError(f"unknown device {device!r}; accepted: {DEVICES}")
     if device == "auto":
@@ -181,8 +186,6 @@ def pick_device(device: str = "auto") -> str:
 
 def load_tokenizer(name_or_path: str = SHIPPED_NAME):
     """The tokenizer of `name_or_path` (same resolution rules as load_model)."""
-    from transformers import AutoTokenizer
-
     source = resolve_model(name_or_path)
     try:
         tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
@@ -211,9 +214,6 @@ def refuse_pickle(source: str, allow_pickle: bool = False) -> None:
 def load_model(name_or_path: str = SHIPPED_NAME, quantization: str | None = None, device: str = "auto",
                dtype: str | None = None, task: str = "causal-lm", allow_pickle: bool = False):
     """Return (model, tokenizer) for 'tinyworld', a hub id or a local directory (safetensors unless allow_pickle)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
-
     tasks = {"causal-lm": AutoModelForCausalLM, "sequence-classification": AutoModelForSequenceClassification}
     if task not in tasks:
         raise ValueError(f"unknown task {task!r}; accepted: {', '.join(tasks)}")

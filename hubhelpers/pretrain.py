@@ -12,6 +12,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
+from . import mixture, tasks
 from . import world as W
 from .evaluation import answer_accuracy, first_token_accuracy
 from .models import PRESETS, ModelConfig, build_model, count_parameters, shipped_model_dir, train_tokenizer
@@ -34,8 +37,8 @@ class PretrainConfig:
     vocab_size: int = 1024
     tokenizer_corpus: int = 20000
     model: ModelConfig = PRESETS["base"]
-    mix: W.Mixture = W.Mixture()
-    # a short first run on repetition, then reading only (W.foundation_example), with its own schedule
+    mix: mixture.Mixture = mixture.Mixture()
+    # a short first run on repetition, then reading only (mixture.foundation_example), with its own schedule
     foundation: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=2050, batch_size=32, lr=3e-3, warmup_steps=100, eval_every=250, checkpoint_every=250))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
@@ -49,11 +52,11 @@ def build_tokenizer(world: W.World, cfg: PretrainConfig):
     when the focus phase starts.
     """
     mix = dataclasses.replace(cfg.mix, focus_after=1.0)
-    texts = [ex.text for ex in W.pretraining_corpus(world, cfg.tokenizer_corpus, seed=12345, mix=mix)]
+    texts = [ex.text for ex in mixture.pretraining_corpus(world, cfg.tokenizer_corpus, seed=12345, mix=mix)]
     return train_tokenizer(texts, cfg.vocab_size)
 
 
-def batch_sampler(world: W.World, mix: W.Mixture, example=W.pretraining_example):
+def batch_sampler(world: W.World, mix: mixture.Mixture, example=mixture.pretraining_example):
     """sample_batch(rng, progress, size) for the training loop, drawing from `example(world, rng, progress, mix)`."""
     def sample(rng: random.Random, progress: float, size: int) -> list[W.Example]:
         return [example(world, rng, progress, mix) for _ in range(size)]
@@ -63,28 +66,31 @@ def batch_sampler(world: W.World, mix: W.Mixture, example=W.pretraining_example)
 def quick_eval(world: W.World, tokenizer, n: int = 64):
     """A fast in-training probe: first-token accuracy on each capability."""
     sets = {
-        "closed_train": W.closed_book_questions(world, "train", n, seed=7),
-        "open_1": W.open_book_questions(world, n, 1, seed=7),
-        "open_2": W.open_book_questions(world, n, 2, seed=7),
-        "open_3": W.open_book_questions(world, n, 3, seed=7),
-        "shot_0": W.few_shot_questions(world, 0, n, seed=7),
-        "shot_8": W.few_shot_questions(world, 8, n, seed=7),
+        "closed_train": tasks.closed_book_questions(world, "train", n, seed=7),
+        "open_1": tasks.open_book_questions(world, n, 1, seed=7),
+        "open_2": tasks.open_book_questions(world, n, 2, seed=7),
+        "open_3": tasks.open_book_questions(world, n, 3, seed=7),
+        "shot_0": tasks.few_shot_questions(world, 0, n, seed=7),
+        "shot_8": tasks.few_shot_questions(world, 8, n, seed=7),
     }
     return lambda model: {k: round(first_token_accuracy(model, tokenizer, v), 3) for k, v in sets.items()}
 
 
 def capability_figures(model, tokenizer, world: W.World, n: int = 300) -> dict:
     """Greedy-decoding accuracies behind the gates (fixed evaluation seed 0, n questions each)."""
-    closed_held = W.closed_book_questions(world, "heldout", n)
+    def accuracy(examples) -> float:
+        return answer_accuracy(model, tokenizer, examples)[0]
+
+    closed_held = tasks.closed_book_questions(world, "heldout", n)
     figs = {
-        "closed_book_train_acc": answer_accuracy(model, tokenizer, W.closed_book_questions(world, "train", n))[0],
-        "open_book_heldout_acc": answer_accuracy(model, tokenizer, W.open_book_questions(world, n, (2, 3)))[0],
-        "open_book_heldout_acc_1_passage": answer_accuracy(model, tokenizer, W.open_book_questions(world, n, 1))[0],
-        "open_book_heldout_acc_4_passages": answer_accuracy(model, tokenizer, W.open_book_questions(world, n, 4))[0],
-        "closed_book_heldout_acc": answer_accuracy(model, tokenizer, closed_held)[0],
-        "closed_book_heldout_majority": W.majority_baseline(closed_held),
-        "few_shot_acc_0": answer_accuracy(model, tokenizer, W.few_shot_questions(world, 0, n))[0],
-        "few_shot_acc_8": answer_accuracy(model, tokenizer, W.few_shot_questions(world, 8, n))[0],
+        "closed_book_train_acc": accuracy(tasks.closed_book_questions(world, "train", n)),
+        "open_book_heldout_acc": accuracy(tasks.open_book_questions(world, n, (2, 3))),
+        "open_book_heldout_acc_1_passage": accuracy(tasks.open_book_questions(world, n, 1)),
+        "open_book_heldout_acc_4_passages": accuracy(tasks.open_book_questions(world, n, 4)),
+        "closed_book_heldout_acc": accuracy(closed_held),
+        "closed_book_heldout_majority": tasks.majority_baseline(closed_held),
+        "few_shot_acc_0": accuracy(tasks.few_shot_questions(world, 0, n)),
+        "few_shot_acc_8": accuracy(tasks.few_shot_questions(world, 8, n)),
     }
     figs["closed_book_heldout_margin"] = figs["closed_book_heldout_acc"] - figs["closed_book_heldout_majority"]
     figs["few_shot_gain_8_vs_0"] = figs["few_shot_acc_8"] - figs["few_shot_acc_0"]
@@ -107,15 +113,13 @@ def failed_gates(figures: dict) -> list[str]:
 def pretrain(cfg: PretrainConfig, checkpoint_dir: str | Path | None = None, progress: bool = True,
              evaluate: bool = True):
     """Train tokenizer and model for `cfg`; returns (model, tokenizer, world, TrainResult)."""
-    import torch
-
     torch.manual_seed(cfg.train.seed)
     world = W.make_world(cfg.world)
     tokenizer = build_tokenizer(world, cfg)
     model = build_model(cfg.model, tokenizer)
     probe = quick_eval(world, tokenizer) if evaluate else None
     ckpt = None if checkpoint_dir is None else Path(checkpoint_dir)
-    first = train(model, tokenizer, batch_sampler(world, cfg.mix, W.foundation_example), cfg.foundation, probe,
+    first = train(model, tokenizer, batch_sampler(world, cfg.mix, mixture.foundation_example), cfg.foundation, probe,
                   None if ckpt is None else ckpt / "foundation", progress)
     second = train(model, tokenizer, batch_sampler(world, cfg.mix), cfg.train, probe,
                    None if ckpt is None else ckpt / "main", progress)
@@ -214,7 +218,7 @@ def make_card(cfg: PretrainConfig, model, result: TrainResult, figures: dict) ->
         "parameters": count_parameters(model), "model": dataclasses.asdict(cfg.model),
         "train": dataclasses.asdict(cfg.train), "mix": dataclasses.asdict(cfg.mix),
         "world": dataclasses.asdict(cfg.world), "generator_version": W.GENERATOR_VERSION,
-        "world_fingerprint": W.fingerprint(cfg.world), "figures": figures, "n_eval": 300,
+        "world_fingerprint": mixture.fingerprint(cfg.world), "figures": figures, "n_eval": 300,
         "evals": result.evals, "loss_curve": result.losses[::50], "created": time.strftime("%Y-%m-%d"),
     }
 

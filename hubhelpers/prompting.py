@@ -9,7 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+import torch
+
 from .evaluation import batches, normalise
+from .params import check_int
 
 QUESTION_RE = re.compile(r"Q: (?P<question>.*?)\nA:\s*$", re.DOTALL)
 ARTICLES = ("a", "an", "the")
@@ -104,8 +107,7 @@ def truncate_to_window(tokenizer, text: str, window: int) -> tuple[str, str]:
     Like a deployment that keeps the most recent input, the start of the text is dropped; special tokens the
     tokenizer adds (bos) count towards the window.
     """
-    if not isinstance(window, int) or isinstance(window, bool) or window < 2:
-        raise ValueError(f"window must be an int >= 2 (tokens), got {window!r}")
+    check_int("window", window, low=2)  # tokens
     if token_count(tokenizer, text) <= window:
         return text, ""
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -125,8 +127,7 @@ def fill_to_distance(tokenizer, fact: str, fillers: Sequence[str], distance: int
     The text returned is `fact + " " + filler... + tail`; `tail` (e.g. the question) always comes last. The
     distance is counted from the first token of `fact` to the last token of the result.
     """
-    if not isinstance(distance, int) or isinstance(distance, bool) or distance < 0:
-        raise ValueError(f"distance must be an int >= 0 (tokens), got {distance!r}")
+    check_int("distance", distance, low=0)  # tokens
     parts: list[str] = []
     pool = list(fillers)
     while True:
@@ -146,8 +147,6 @@ def continuation_logprobs(model, tokenizer, prompts: Sequence[str], continuation
     Candidates are scored in one forward pass per batch: prompt and continuation are joined, right-padded, and
     only the continuation's tokens are summed.
     """
-    import torch
-
     if len(prompts) != len(continuations):
         raise ValueError(f"got {len(prompts)} prompts but {len(continuations)} continuations")
     if not prompts:
@@ -168,8 +167,6 @@ def continuation_distributions(model, tokenizer, pairs: Sequence[tuple[list[int]
 
     Yields one (len(continuation), vocab) tensor per pair; pairs are joined, right-padded and run in batches.
     """
-    import torch
-
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for chunk in batches(list(pairs), batch_size):
         length = max(len(p) + len(c) for p, c in chunk)

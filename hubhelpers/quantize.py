@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
+from .params import check_int
+
 SCHEMES = ("absmax", "zeropoint")
 GRANULARITIES = ("tensor", "channel", "block")
 
@@ -29,14 +33,12 @@ class Quantized:
 
 def _check(bits: int, scheme: str, granularity: str, block_size: int) -> None:
     """ValueError naming any bad argument."""
-    if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= 16:
-        raise ValueError(f"bits must be an int in [2, 16], got {bits!r}")
+    check_int("bits", bits, low=2, high=16)
     if scheme not in SCHEMES:
         raise ValueError(f"unknown scheme {scheme!r}; accepted: {SCHEMES}")
     if granularity not in GRANULARITIES:
         raise ValueError(f"unknown granularity {granularity!r}; accepted: {GRANULARITIES}")
-    if not isinstance(block_size, int) or block_size < 1:
-        raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
+    check_int("block_size", block_size)
 
 
 def _groups(x, granularity: str, block_size: int):
@@ -52,8 +54,6 @@ def _groups(x, granularity: str, block_size: int):
 
 def quantize(x, bits: int, scheme: str = "absmax", granularity: str = "tensor", block_size: int = 64) -> Quantized:
     """Integer codes of float tensor `x` at `bits` bits with the given scheme and granularity."""
-    import torch
-
     _check(bits, scheme, granularity, block_size)
     g = _groups(x.detach().float(), granularity, block_size)
     tiny = torch.finfo(torch.float32).tiny
@@ -110,8 +110,6 @@ def relative_error(x, x_hat) -> float:
 
 def quantizable_linears(model, skip: tuple[str, ...] = ("lm_head",)) -> dict:
     """name -> nn.Linear for every linear layer of `model` except those whose name ends with one in `skip`."""
-    import torch
-
     return {name: m for name, m in model.named_modules()
             if isinstance(m, torch.nn.Linear) and name.split(".")[-1] not in skip}
 
@@ -123,8 +121,6 @@ def fake_quantize_model(model, bits: int, scheme: str = "absmax", granularity: s
     The returned dict has 'fp32_bytes' (the model as stored in fp32) and 'quantized_bytes' (quantized linears
     at `bits` bits with fp16 scales, everything else still fp32). Tied weights are counted once.
     """
-    import torch
-
     linears = quantizable_linears(model, skip)
     if not linears:
         raise ValueError("the model has no linear layers to quantize (all were skipped?)")

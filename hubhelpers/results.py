@@ -3,9 +3,9 @@
 In a notebook::
 
     res = Results("01_lm_probability")
-    res.record("model_perplexity", 12.3)
-    res.expect("model_perplexity", at_most=20.0)   # AssertionError naming figure, value and band
-    res.savefig(fig, "perplexity_by_order")         # build/figures/01_lm_probability/...png
+    res.check("model_perplexity", 12.3, at_most=20.0)  # record, then AssertionError naming figure, value and band
+    res.record("perplexity_by_order", {1: 30.1, 2: 14.2})  # a figure without a band
+    res.savefig(fig, "perplexity_by_order")                 # build/figures/01_lm_probability/...png
 
 Figures are merged into ``build/results.json`` as ``{notebook_stem: {figure: value}}`` and the
 bands into ``build/bands.json`` as ``{notebook_stem: {figure: {at_least, at_most, value, passed}}}``,
@@ -304,6 +304,13 @@ class Results:
                 f"{format_band(low, high)}"
             )
         return value
+
+    def check(self, name: str, value: object, *, at_least: float | None = None,
+              at_most: float | None = None) -> Scalar:
+        """Record figure ``name`` = ``value`` and check it lies in [at_least, at_most] (record, then expect)."""
+        validate_band(name, at_least, at_most)  # a bad band fails before anything is written
+        self.record(name, value)
+        return self.expect(name, at_least=at_least, at_most=at_most)
 
     def figures(self) -> dict[str, Value]:
         """Return every figure recorded so far for this notebook (from results.json)."""

@@ -18,7 +18,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from chromadb.config import Settings
+from filelock import FileLock
+from langchain_chroma import Chroma
+from langchain_core.documents import Document
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import PromptTemplate
+from langchain_core.runnables import RunnableLambda, RunnablePassthrough
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from hubhelpers.evaluation import normalise
+
 from . import world as W
+from .params import check_int
 
 SEPARATORS = ["\n\n", "\n", ". ", " ", ""]  # paragraph (one bio), line, sentence, word, character
 RAG_TEMPLATE = "Context: {context}\nQ: {question}\nA:"  # the open-book format the course model was pretrained on
@@ -42,8 +54,6 @@ class KnowledgeBase:
 def build_knowledge_base(world: W.World, seed: int = 0, relations: tuple[str, ...] = W.PRETRAIN_RELATIONS,
                          splits: tuple[str, ...] = ("train", "heldout")) -> KnowledgeBase:
     """One document per town: a paragraph per resident stating all `relations` (deterministic for `seed`)."""
-    from langchain_core.documents import Document
-
     for relation in relations:
         W.check_relation(relation)
     if "city" not in relations:
@@ -72,20 +82,11 @@ def build_knowledge_base(world: W.World, seed: int = 0, relations: tuple[str, ..
     return KnowledgeBase(documents, facts)
 
 
-def _positive_int(name: str, value: object, minimum: int = 1) -> int:
-    """Validate an int argument."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
-
-
 def split_documents(documents: Sequence, chunk_size: int = 200, chunk_overlap: int = 0,
                     names: Sequence[str] = ()) -> list:
     """RecursiveCharacterTextSplitter chunks with metadata 'chunk_id' (source#index) and 'people' (names in it)."""
-    from langchain_text_splitters import RecursiveCharacterTextSplitter
-
-    _positive_int("chunk_size", chunk_size)
-    _positive_int("chunk_overlap", chunk_overlap, minimum=0)
+    check_int("chunk_size", chunk_size)
+    check_int("chunk_overlap", chunk_overlap, low=0)
     if chunk_overlap >= chunk_size:
         raise ValueError(f"chunk_overlap ({chunk_overlap}) must be smaller than chunk_size ({chunk_size})")
     splitter = RecursiveCharacterTextSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap,
@@ -111,15 +112,11 @@ def chunk_ids(chunks: Sequence) -> list[str]:
 
 def chroma_settings():
     """Chroma client settings for the course: anonymous telemetry off, the local store only."""
-    from chromadb.config import Settings
-
     return Settings(anonymized_telemetry=False)
 
 
 def open_store(persist_directory, embeddings, collection_name: str = "tinyworld"):
     """The persistent LangChain Chroma collection at `persist_directory` with the caller's embeddings."""
-    from langchain_chroma import Chroma
-
     if embeddings is None:
         raise ValueError("embeddings must be given (e.g. hubhelpers.chains.minilm_embeddings()); "
                          "Chroma's default embedding function would download a model")
@@ -131,7 +128,6 @@ def build_store(chunks: Sequence, embeddings, persist_directory, collection_name
     """Rebuild the collection from scratch (delete, create, add with deterministic ids): never duplicates."""
     if not chunks:
         raise ValueError("build_store needs at least one chunk, got none")
-    from filelock import FileLock
 
     Path(persist_directory).mkdir(parents=True, exist_ok=True)
     with FileLock(str(Path(persist_directory) / ".rebuild.lock")):  # one rebuild at a time, never half-written
@@ -158,7 +154,7 @@ def recall_at_k(retrieved: Sequence[Sequence[str]], gold: Sequence[set[str]], ks
     if not retrieved:
         raise ValueError("recall_at_k needs at least one query, got none")
     for k in ks:
-        _positive_int("k", k)
+        check_int("k", k)
     return {k: sum(bool(set(r[:k]) & g) for r, g in zip(retrieved, gold)) / len(gold) for k in ks}
 
 
@@ -168,7 +164,7 @@ def retrieve(store, queries: Sequence[str], k: int, batch_queries: bool = False)
     One query at a time by default (what an interactive user waits for); `batch_queries=True` embeds all queries
     in one batch first, which is faster per query when many are known in advance.
     """
-    _positive_int("k", k)
+    check_int("k", k)
     if not queries:
         raise ValueError("retrieve needs at least one query, got none")
     start = time.perf_counter()
@@ -198,10 +194,6 @@ def citations(docs: Sequence) -> list[str]:
 
 def rag_chain(retriever, llm, template: str = RAG_TEMPLATE):
     """LCEL: {question} -> retriever -> prompt -> llm -> first line; returns {'answer', 'sources', 'context'}."""
-    from langchain_core.output_parsers import StrOutputParser
-    from langchain_core.prompts import PromptTemplate
-    from langchain_core.runnables import RunnableLambda, RunnablePassthrough
-
     if "{context}" not in template or "{question}" not in template:
         raise ValueError(f"template must contain {{context}} and {{question}}, got {template!r}")
     prompt = PromptTemplate.from_template(template)
@@ -215,17 +207,11 @@ def rag_chain(retriever, llm, template: str = RAG_TEMPLATE):
 
 def closed_book_chain(llm, template: str = CLOSED_BOOK_TEMPLATE):
     """LCEL without retrieval: {question} -> prompt -> llm -> first line."""
-    from langchain_core.output_parsers import StrOutputParser
-    from langchain_core.prompts import PromptTemplate
-    from langchain_core.runnables import RunnableLambda
-
     return PromptTemplate.from_template(template) | llm | StrOutputParser() | RunnableLambda(first_line)
 
 
 def answer_correct(answers: Sequence[str], golds: Sequence[str]) -> list[bool]:
     """Per answer: equal to its gold after normalisation (case, spaces, final full stop)."""
-    from .evaluation import normalise
-
     if len(answers) != len(golds):
         raise ValueError(f"got {len(answers)} answers but {len(golds)} gold answers")
     return [normalise(a) == normalise(g) for a, g in zip(answers, golds)]

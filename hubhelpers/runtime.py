@@ -1,6 +1,6 @@
 """Runtime helpers: seeding, an environment report, plot defaults, Colab detection.
 
-Nothing here runs at import time; torch, numpy and matplotlib are imported inside the functions.
+Nothing here runs at import time.
 """
 
 from __future__ import annotations
@@ -12,6 +12,10 @@ import sys
 from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
+
+import matplotlib as mpl
+import numpy as np
+import torch
 
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 REPORTED_PACKAGES = (
@@ -52,9 +56,6 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> int:
     """Seed python, numpy and torch (CPU and CUDA); optionally force deterministic torch kernels."""
     seed = validate_seed(seed)
     random.seed(seed)
-    import numpy as np
-    import torch
-
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
     if deterministic:
@@ -78,8 +79,6 @@ def package_version(name: str) -> str | None:
 
 def _accelerators() -> dict[str, Any]:
     """Describe torch, CUDA and MPS availability and device names."""
-    import torch
-
     cuda = torch.cuda.is_available()
     mps_backend = getattr(torch.backends, "mps", None)
     return {
@@ -127,8 +126,6 @@ def print_runtime_report(report: Mapping[str, Any] | None = None) -> dict[str, A
 
 def setup_plots(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Apply the course's matplotlib defaults (plus ``overrides``) and return what was applied."""
-    import matplotlib as mpl
-
     settings = {**PLOT_DEFAULTS, **(overrides or {})}
     unknown = sorted(set(settings) - set(mpl.rcParams))
     if unknown:

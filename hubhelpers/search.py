@@ -13,7 +13,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import torch
+from sklearn.decomposition import PCA
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.manifold import TSNE
+
 from hubhelpers import world as W
+from hubhelpers.params import check_int
 
 RELATIONS = W.PRETRAIN_RELATIONS
 PARAPHRASES: dict[str, tuple[str, ...]] = {
@@ -42,14 +49,13 @@ def paraphrase_passage(person: W.Person, relation: str, rng: random.Random) -> s
     """One sentence stating `relation` of `person` in words that TinyWorld's questions do not use."""
     W.check_relation(relation, RELATIONS)
     value = person[relation]
-    return rng.choice(PARAPHRASES[relation]).format(n=person.name, v=value, a=W._article(value))
+    return rng.choice(PARAPHRASES[relation]).format(n=person.name, v=value, a=W.article(value))
 
 
 def search_set(world: W.World, n_people: int, seed: int = 0, split: str = "heldout") -> SearchSet:
     """One paraphrased passage per (person, relation) and one TinyWorld question per (person, relation)."""
-    if not isinstance(n_people, int) or isinstance(n_people, bool) or n_people < 1:
-        raise ValueError(f"n_people must be an int >= 1, got {n_people!r}")
-    people = list(world.heldout if split == "heldout" else W._split(world, split))
+    check_int("n_people", n_people)
+    people = list(world.heldout if split == "heldout" else W.people_of(world, split))
     if n_people > len(people):
         raise ValueError(f"n_people={n_people} exceeds the {len(people)} people of split {split!r}")
     rng = random.Random(f"search-{split}-{seed}")
@@ -72,8 +78,6 @@ def shared_words(query: str, passage: str, ignore: Sequence[str] = ()) -> set[st
 
 def tfidf_scores(queries: Sequence[str], passages: Sequence[str]):
     """Keyword relevance: cosine similarity of TF-IDF vectors (sklearn), one row per query."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
     if not queries or not passages:
         raise ValueError(f"need queries and passages, got {len(queries)} and {len(passages)}")
     vectorizer = TfidfVectorizer(lowercase=True, token_pattern=r"[A-Za-z]+", stop_words=sorted(STOP_WORDS))
@@ -83,8 +87,6 @@ def tfidf_scores(queries: Sequence[str], passages: Sequence[str]):
 
 def cosine_matrix(a, b):
     """Cosine similarity of every row of `a` with every row of `b` (numpy)."""
-    import numpy as np
-
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"need two 2-D arrays with the same width, got shapes {a.shape} and {b.shape}")
@@ -95,8 +97,6 @@ def cosine_matrix(a, b):
 
 def top1_accuracy(scores, answers: Sequence[int]) -> float:
     """Fraction of queries (rows of `scores`) whose highest-scoring passage is the answer (ties: lowest index)."""
-    import numpy as np
-
     scores = np.asarray(scores)
     if scores.ndim != 2 or scores.shape[0] != len(answers) or not len(answers):
         raise ValueError(f"scores must be (n_queries, n_passages) with n_queries={len(answers)}, got {scores.shape}")
@@ -105,14 +105,10 @@ def top1_accuracy(scores, answers: Sequence[int]) -> float:
 
 def lm_embeddings(model, tokenizer, texts: Sequence[str], layer: int = -1, batch_size: int = 64):
     """Sentence vectors from a causal LM: hidden states of `layer`, mean-pooled over real tokens, L2-normalised."""
-    import numpy as np
-    import torch
-
     if not texts:
         raise ValueError("lm_embeddings needs at least one text, got none")
     n_layers = model.config.num_hidden_layers
-    if not isinstance(layer, int) or not -(n_layers + 1) <= layer <= n_layers:
-        raise ValueError(f"layer must be an int in [-{n_layers + 1}, {n_layers}] (0 = embeddings), got {layer!r}")
+    check_int("layer", layer, low=-(n_layers + 1), high=n_layers)  # 0: the embeddings, -1: the last layer
     rows = []
     for i in range(0, len(texts), batch_size):
         enc = tokenizer(list(texts[i:i + batch_size]), return_tensors="pt", padding=True,
@@ -127,16 +123,10 @@ def lm_embeddings(model, tokenizer, texts: Sequence[str], layer: int = -1, batch
 
 def project_2d(vectors, method: str = "pca", seed: int = 0):
     """A 2-D projection of row vectors with sklearn's PCA or t-SNE."""
-    import numpy as np
-
     vectors = np.asarray(vectors)
     if method == "pca":
-        from sklearn.decomposition import PCA
-
         return PCA(n_components=2, random_state=seed).fit_transform(vectors)
     if method == "tsne":
-        from sklearn.manifold import TSNE
-
         perplexity = min(30.0, max(2.0, (len(vectors) - 1) / 3))
         return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(vectors)
     raise ValueError(f"unknown projection method {method!r}; accepted: 'pca', 'tsne'")

@@ -23,6 +23,16 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import torch
+from accelerate.utils import gather_object
+from transformers import HfArgumentParser
+
+from hubhelpers import finetune as F
+from hubhelpers import world as W
+from hubhelpers.models import load_model
+from hubhelpers.params import check_int
+from hubhelpers.runtime import seed_everything
+
 
 @dataclass
 class SFTScriptArguments:
@@ -42,21 +52,15 @@ class SFTScriptArguments:
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "n_train"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"--{name} must be an int >= 1, got {value!r}")
-        if not isinstance(self.n_eval, int) or self.n_eval < 0:
-            raise ValueError(f"--n_eval must be an int >= 0, got {self.n_eval!r}")
+            check_int(f"--{name}", getattr(self, name))
+        check_int("--n_eval", self.n_eval, low=0)
         if not 0 < self.lr < 1:
             raise ValueError(f"--lr must be in (0, 1), got {self.lr!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"--seed must be a non-negative int, got {self.seed!r}")
+        check_int("--seed", self.seed, low=0)
 
 
 def parse_args(argv: list[str] | None = None) -> SFTScriptArguments:
     """Parse the command line into SFTScriptArguments (typed; --help lists every field)."""
-    from transformers import HfArgumentParser
-
     parser = HfArgumentParser(SFTScriptArguments, description=__doc__.split("\n\n")[0])
     (args,) = parser.parse_args_into_dataclasses(args=argv)
     return args
@@ -73,13 +77,6 @@ def weights_checksum(model) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the fine-tuning; returns the summary (written to output_dir/summary.json by the main process)."""
-    import torch
-    from accelerate.utils import gather_object
-
-    from hubhelpers import finetune as F
-    from hubhelpers import world as W
-    from hubhelpers.models import load_model
-    from hubhelpers.runtime import seed_everything
 
     args = parse_args(argv)
     seed_everything(args.seed)

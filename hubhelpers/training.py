@@ -11,6 +11,15 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, load_model, save_file, save_model
+from tqdm.auto import tqdm
+
+from hubhelpers.models import logits_at
+from hubhelpers.params import Float, Int, check_fields
 
 IGNORE_INDEX = -100
 PHASES = ("data", "forward", "backward", "optimizer")  # where a step's time goes (TrainResult.phase_s)
@@ -34,14 +43,24 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "eval_every", "checkpoint_every", "max_len", "micro_batches"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"TrainConfig.{name} must be an int >= 1, got {value!r}")
-        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
-            raise ValueError(f"TrainConfig.lr must be in (0, 1), got {self.lr!r}")
-        if not isinstance(self.warmup_steps, int) or not 0 <= self.warmup_steps <= self.steps:
-            raise ValueError(f"TrainConfig.warmup_steps must be an int in [0, steps], got {self.warmup_steps!r}")
+        check_fields(self, TRAIN_FIELDS)
+
+
+# What each field of a training run accepts; configs that embed a run (ForgetConfig) check their copies with it.
+TRAIN_FIELDS = {
+    "steps": Int(1),
+    "batch_size": Int(1),
+    "lr": Float(0, 1),
+    "warmup_steps": Int(0, at_most="steps"),
+    "min_lr_ratio": Float(at_least=0, at_most=1),
+    "weight_decay": Float(at_least=0),
+    "grad_clip": Float(0),
+    "eval_every": Int(1),
+    "checkpoint_every": Int(1),
+    "max_len": Int(1),
+    "micro_batches": Int(1),
+    "seed": Int(0),
+}
 
 
 @dataclass
@@ -58,6 +77,11 @@ class TrainResult:
     def losses(self) -> list[float]:
         return [h["loss"] for h in self.history]
 
+    def series(self, key: str) -> tuple[list[int], list[float]]:
+        """(steps, values) of an evaluated figure, from the evaluations that report it."""
+        rows = [e for e in self.evals if key in e]
+        return [e["step"] for e in rows], [e[key] for e in rows]
+
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up to cfg.lr, then cosine decay to cfg.lr * cfg.min_lr_ratio."""
@@ -70,8 +94,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 def encode_examples(tokenizer, examples, max_len: int = 384) -> dict:
     """Tokenise examples as bos+prompt+completion+eos; labels are -100 on bos and the prompt (right-padded)."""
-    import torch
-
     if not examples:
         raise ValueError("encode_examples needs at least one example, got none")
     rows, labels = [], []
@@ -99,9 +121,6 @@ def example_mean_loss(model, batch: dict):
     positions (models.logits_at): with the loss on answers alone, most fine-tuning here, that is a small share of
     them, and the head plus its softmax is a large share of a small model's compute.
     """
-    import torch.nn.functional as F
-
-    from .models import logits_at
 
     labels = batch["labels"][:, 1:]
     scored = labels != IGNORE_INDEX
@@ -133,25 +152,41 @@ def _lap(phase_s: dict[str, float], phase: str, since: float) -> float:
 
 def make_optimizer(model, cfg: TrainConfig):
     """AdamW with weight decay on matrices only (not on norms)."""
-    import torch
-
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
 
 
-def train(model, tokenizer, sample_batch: Callable[[random.Random, float, int], list], cfg: TrainConfig,
+def _answer_loss_backward(model, tokenizer, examples: list, cfg: TrainConfig, result: TrainResult,
+                          clock: float) -> tuple[float, float]:
+    """Backpropagate the per-example mean answer loss of `examples` in cfg.micro_batches; (loss, clock)."""
+    examples = sorted(examples, key=lambda ex: len(ex.text))
+    loss = 0.0
+    for chunk in _split(examples, cfg.micro_batches):  # similar lengths together: less padding
+        batch = {k: v.to(model.device) for k, v in encode_examples(tokenizer, chunk, cfg.max_len).items()}
+        clock = _lap(result.phase_s, "data", clock)
+        part = example_mean_loss(model, batch) * len(chunk) / len(examples)
+        clock = _lap(result.phase_s, "forward", clock)
+        part.backward()
+        loss += part.item()
+        result.tokens_seen += int(batch["attention_mask"].sum())
+        clock = _lap(result.phase_s, "backward", clock)
+    return loss, clock
+
+
+def train(model, tokenizer, sample_batch: Callable[[random.Random, float, int], Any], cfg: TrainConfig,
           evaluate: Callable | None = None, checkpoint_dir: str | Path | None = None,
-          progress: bool = True, stop_after: int | None = None) -> TrainResult:
+          progress: bool = True, stop_after: int | None = None,
+          loss_fn: Callable[[Any, Any], Any] | None = None) -> TrainResult:
     """Train `model` on batches from sample_batch(rng, progress, batch_size); resumes from checkpoint_dir.
 
-    `stop_after` ends the run early at that step (the schedule still spans cfg.steps), so a long run can be
-    split across sessions and resumed from its checkpoint.
+    The default loss is the per-example mean answer loss of the sampled examples (in cfg.micro_batches);
+    `loss_fn(model, sample)` replaces it for an objective of several parts (e.g. a weighted sum of two tasks'
+    losses plus a penalty), `sample` being whatever sample_batch returned. Only parameters that require a
+    gradient train. `stop_after` ends the run early at that step (the schedule still spans cfg.steps), so a
+    long run can be split across sessions and resumed from its checkpoint.
     """
-    import torch
-    from tqdm.auto import tqdm
-
     opt = make_optimizer(model, cfg)
     result, start = TrainResult(), 0
     if checkpoint_dir is not None and (Path(checkpoint_dir) / "state.json").is_file():
@@ -166,20 +201,18 @@ def train(model, tokenizer, sample_batch: Callable[[random.Random, float, int], 
     for step in bar:
         clock = time.perf_counter()
         rng = random.Random(f"batch-{cfg.seed}-{step}")
-        examples = sorted(sample_batch(rng, step / cfg.steps, cfg.batch_size), key=lambda ex: len(ex.text))
+        sample = sample_batch(rng, step / cfg.steps, cfg.batch_size)
         lr = lr_at(step, cfg)
         for group in opt.param_groups:
             group["lr"] = lr
         opt.zero_grad(set_to_none=True)
-        loss = 0.0
-        for chunk in _split(examples, cfg.micro_batches):  # similar lengths together: less padding
-            batch = {k: v.to(model.device) for k, v in encode_examples(tokenizer, chunk, cfg.max_len).items()}
-            clock = _lap(result.phase_s, "data", clock)
-            part = example_mean_loss(model, batch) * len(chunk) / len(examples)
+        if loss_fn is None:
+            loss, clock = _answer_loss_backward(model, tokenizer, sample, cfg, result, clock)
+        else:
+            step_loss = loss_fn(model, sample)
             clock = _lap(result.phase_s, "forward", clock)
-            part.backward()
-            loss += part.item()
-            result.tokens_seen += int(batch["attention_mask"].sum())
+            step_loss.backward()
+            loss = step_loss.item()
             clock = _lap(result.phase_s, "backward", clock)
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
@@ -202,8 +235,6 @@ def train(model, tokenizer, sample_batch: Callable[[random.Random, float, int], 
 def save_checkpoint(model, opt, directory: str | Path, step: int, result: TrainResult,
                     cfg: TrainConfig | None = None) -> None:
     """Write model and AdamW state as safetensors plus a JSON state, atomically (tmp dir, then rename)."""
-    from safetensors.torch import save_file, save_model
-
     directory = Path(directory)
     tmp = directory.with_name(directory.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -228,8 +259,6 @@ def save_checkpoint(model, opt, directory: str | Path, step: int, result: TrainR
 
 def load_checkpoint(model, opt, directory: str | Path, cfg: TrainConfig) -> tuple[int, TrainResult]:
     """Restore model and optimizer from save_checkpoint's files; returns (step, result so far)."""
-    from safetensors.torch import load_file, load_model
-
     directory = Path(directory)
     try:
         meta = json.loads((directory / "state.json").read_text())
@@ -251,8 +280,3 @@ def load_checkpoint(model, opt, directory: str | Path, cfg: TrainConfig) -> tupl
     result = TrainResult(meta["history"], meta["evals"], meta["tokens_seen"], meta["wall_s"],
                          meta.get("phase_s", dict.fromkeys(PHASES, 0.0)))
     return meta["step"], result
-
-
-def config_dict(cfg) -> dict:
-    """A dataclass config as a plain dict (for cards and logs)."""
-    return asdict(cfg)

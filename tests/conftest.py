@@ -11,12 +11,13 @@ def tiny_chat_model_dir(tmp_path_factory):
     """A directory holding a tiny LlamaForCausalLM + BPE tokenizer (chat template included), like tinyworld."""
     import torch
 
+    from hubhelpers import mixture, tasks
     from hubhelpers import models as M
     from hubhelpers import world as W
 
     world = W.make_world()
-    texts = [ex.text for ex in W.pretraining_corpus(world, 300)]
-    texts += [m["content"] for ex in W.instruction_examples(world, 200) for m in ex["messages"]]
+    texts = [ex.text for ex in mixture.pretraining_corpus(world, 300)]
+    texts += [m["content"] for ex in tasks.instruction_examples(world, 200) for m in ex["messages"]]
     tok = M.train_tokenizer(texts, TINY_CHAT["vocab_size"])
     torch.manual_seed(0)
     model = M.build_model(M.ModelConfig(**TINY_CHAT), tok)
@@ -37,6 +38,14 @@ def world():
 @pytest.fixture(scope="module")
 def tiny(tiny_chat_model_dir):
     """(model, tokenizer) of the tiny chat model, loaded once per test module."""
+    from hubhelpers.models import load_model
+
+    return load_model(str(tiny_chat_model_dir), device="cpu")
+
+
+@pytest.fixture()
+def fresh_tiny(tiny_chat_model_dir):
+    """(model, tokenizer) of the tiny chat model, loaded anew for a test that changes the model."""
     from hubhelpers.models import load_model
 
     return load_model(str(tiny_chat_model_dir), device="cpu")

@@ -8,13 +8,6 @@ import pytest
 from hubhelpers import confidence as C
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_chat_model_dir):
-    from hubhelpers.models import load_model
-
-    return load_model(str(tiny_chat_model_dir), device="cpu")
-
-
 def test_answer_scores_match_the_batched_scorer_and_bound_the_entropy(tiny):
     from hubhelpers.prompting import continuation_logprobs
 

@@ -79,18 +79,19 @@ def test_finetune_classifier_learns_a_keyword_task(tiny_bert, tmp_path):
 
 
 def test_classification_texts_need_more_than_keywords():
-    """Every text names a word of its topic and of a distractor topic, in both orders (see world.TOPIC_TEMPLATES)."""
+    """Every text names a word of its topic and of a distractor topic, in both orders (see tasks.TOPIC_TEMPLATES)."""
     import re
 
+    from hubhelpers import tasks
     from hubhelpers import world as W
 
-    texts = W.classification_texts(W.make_world(), 400, seed=1)
+    texts = tasks.classification_texts(W.make_world(), 400, seed=1)
     label_first = 0
     for d in texts:
         words = re.findall(r"[a-z]+", d["text"])
-        own = [i for i, w in enumerate(words) if w in W.TOPICS[d["label"]]]
-        other = [i for i, w in enumerate(words) if w in W.TOPICS[d["distractor"]]]
+        own = [i for i, w in enumerate(words) if w in tasks.TOPICS[d["label"]]]
+        other = [i for i, w in enumerate(words) if w in tasks.TOPICS[d["distractor"]]]
         assert own and other and d["label"] != d["distractor"], d
         label_first += own[0] < other[0]
     assert 0.3 < label_first / len(texts) < 0.7  # position alone does not give the label either
-    assert {d["label"] for d in texts} == set(W.TOPICS)
+    assert {d["label"] for d in texts} == set(tasks.TOPICS)

@@ -5,13 +5,8 @@ import math
 import pytest
 
 from hubhelpers import evaluation as E
-from hubhelpers import models as M
+from hubhelpers import tasks
 from hubhelpers import world as W
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_chat_model_dir):
-    return M.load_model(str(tiny_chat_model_dir), device="cpu")
 
 
 @pytest.mark.parametrize("side", ["left", "right"])
@@ -28,7 +23,7 @@ def test_perplexity_matches_token_logprobs(tiny, side):
 def test_greedy_answers_batched_equal_single(tiny, side):
     model, tok = tiny
     tok.padding_side = side
-    exs = W.closed_book_questions(W.make_world(), "train", 5)
+    exs = tasks.closed_book_questions(W.make_world(), "train", 5)
     batched = E.greedy_answers(model, tok, [ex.prompt for ex in exs], batch_size=5)
     single = [E.greedy_answers(model, tok, [ex.prompt])[0] for ex in exs]
     assert batched == single

@@ -3,6 +3,7 @@
 import pytest
 
 from hubhelpers import finetune as F
+from hubhelpers import tasks
 from hubhelpers import world as W
 from hubhelpers.models import load_model
 
@@ -14,11 +15,11 @@ def test_splits_never_test_a_trained_question(world):
     test_keys = [(ex["name"], ex["relation"], ex["instruction"]) for ex in test]
     assert not keys & set(test_keys)
     assert len(set(test_keys)) == len(test_keys)
-    assert {ex["instruction"] for ex in test} == set(W.INSTRUCTIONS)
+    assert {ex["instruction"] for ex in test} == set(tasks.INSTRUCTIONS)
 
 
 def test_gold_answers_follow_their_instruction(world):
-    for ex in W.instruction_examples(world, 200, seed=1):
+    for ex in tasks.instruction_examples(world, 200, seed=1):
         assert F.follows_instruction(ex, ex["messages"][-1]["content"]), ex
 
 
@@ -27,19 +28,19 @@ def test_gold_answers_follow_their_instruction(world):
     ("topic_first", "{n}: {v}"), ("sentence", "{n} {v}"), ("sentence", "Someone else has {v}."), ("sentence", ""),
 ])
 def test_wrong_format_or_fact_fails(world, kind, bad):
-    ex = next(e for e in W.instruction_examples(world, 100, seed=2) if e["instruction"] == kind)
+    ex = next(e for e in tasks.instruction_examples(world, 100, seed=2) if e["instruction"] == kind)
     assert not F.follows_instruction(ex, bad.format(n=ex["name"], v=ex["value"]))
 
 
 def test_unknown_instruction_is_named(world):
-    ex = dict(W.instruction_examples(world, 1)[0], instruction="shout")
+    ex = dict(tasks.instruction_examples(world, 1)[0], instruction="shout")
     with pytest.raises(ValueError, match="shout.*accepted"):
         F.follows_instruction(ex, "x")
 
 
 def test_chat_rendering_and_assistant_mask(tiny, world):
     _, tok = tiny
-    ex = W.instruction_examples(world, 1)[0]
+    ex = tasks.instruction_examples(world, 1)[0]
     prompt = F.chat_prompt(tok, ex)
     assert prompt.endswith("<|assistant|>\n") and ex["messages"][-1]["content"] not in prompt
     table = F.assistant_token_mask(tok, ex)
@@ -50,7 +51,7 @@ def test_chat_rendering_and_assistant_mask(tiny, world):
 
 
 def test_chat_dataset_has_messages_only(world):
-    data = F.chat_dataset(W.instruction_examples(world, 5))
+    data = F.chat_dataset(tasks.instruction_examples(world, 5))
     assert data.column_names == ["messages"] and len(data) == 5
     with pytest.raises(ValueError, match="at least one"):
         F.chat_dataset([])
@@ -81,7 +82,7 @@ def test_sft_trains_a_tiny_model(tiny_chat_model_dir, world, tmp_path, assistant
     n_assistant = sum(m for _, m in F.assistant_token_mask(tok, {"messages": row["messages"]}))
     assert n_trained == (n_assistant if assistant_only else len(row["input_ids"]))
     acc, by_kind, responses = F.instruction_accuracy(model, tok, test, max_new_tokens=4)
-    assert 0 <= acc <= 1 and len(responses) == len(test) and set(by_kind) <= set(W.INSTRUCTIONS)
+    assert 0 <= acc <= 1 and len(responses) == len(test) and set(by_kind) <= set(tasks.INSTRUCTIONS)
 
 
 def test_sft_train_leaves_a_model_that_deep_copies_cleanly(tiny_chat_model_dir, tmp_path):
@@ -90,11 +91,11 @@ def test_sft_train_leaves_a_model_that_deep_copies_cleanly(tiny_chat_model_dir, 
     import torch
 
     from hubhelpers import finetune as F
-    from hubhelpers import world as W
+    from hubhelpers import tasks
     from hubhelpers.models import load_model
 
     model, tok = load_model(str(tiny_chat_model_dir), device="cpu")
-    examples = W.instruction_examples(W.make_world(W.WorldConfig(n_train=12, n_heldout=6)), 8)
+    examples = tasks.instruction_examples(W.make_world(W.WorldConfig(n_train=12, n_heldout=6)), 8)
     F.sft_train(model, tok, examples, F.sft_config(tmp_path / "sft", steps=2, batch_size=4))
     twin = copy.deepcopy(model)
     with torch.no_grad():
@@ -119,4 +120,4 @@ def test_accuracy_callback_scores_the_model_at_the_given_steps(tiny_chat_model_d
 def test_accuracy_callback_rejects_bad_input(tiny, world, steps, examples, match):
     _, tok = tiny
     with pytest.raises(ValueError, match=match):
-        F.accuracy_callback(tok, W.instruction_examples(world, 2)[:examples], steps)
+        F.accuracy_callback(tok, tasks.instruction_examples(world, 2)[:examples], steps)

@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from hubhelpers import forgetting as G
-from hubhelpers import world as W
 from hubhelpers.lora import BLOCK_LINEARS, lora_model
+from hubhelpers.tasks import forgetting_domains
 from hubhelpers.training import encode_examples, example_mean_loss
 
 
 @pytest.fixture(scope="module")
 def tasks(world):
-    return W.forgetting_domains(world, 24, seed=0)
+    return forgetting_domains(world, 24, seed=0)
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])

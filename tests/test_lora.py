@@ -7,15 +7,8 @@ import torch
 from hubhelpers import lora as L
 
 
-@pytest.fixture()
-def tiny(tiny_chat_model_dir):
-    from hubhelpers.models import load_model
-
-    return load_model(str(tiny_chat_model_dir), device="cpu")
-
-
-def test_untie_keeps_outputs_and_separates_the_weights(tiny):
-    model, tok = tiny
+def test_untie_keeps_outputs_and_separates_the_weights(fresh_tiny):
+    model, tok = fresh_tiny
     prompts = ["Q: Where does Zuzu live?\nA:", "hello"]
     before = L.max_logit_diff(model, model, tok, prompts)
     assert before == 0.0
@@ -30,8 +23,8 @@ def test_untie_keeps_outputs_and_separates_the_weights(tiny):
     assert L.untie_output_embeddings(model) is model  # already untied: unchanged
 
 
-def test_lora_starts_as_the_base_trains_few_parameters_and_merges_exactly(tiny):
-    model, tok = tiny
+def test_lora_starts_as_the_base_trains_few_parameters_and_merges_exactly(fresh_tiny):
+    model, tok = fresh_tiny
     import copy
 
     base = copy.deepcopy(model)
@@ -54,8 +47,8 @@ def test_lora_starts_as_the_base_trains_few_parameters_and_merges_exactly(tiny):
     assert L.max_logit_diff(reference, merged, tok, prompts) < 1e-4
 
 
-def test_bad_lora_arguments_are_named(tiny):
-    model, _ = tiny
+def test_bad_lora_arguments_are_named(fresh_tiny):
+    model, _ = fresh_tiny
     with pytest.raises(ValueError, match="attn_proj"):
         L.lora_model(model, r=2, alpha=4.0, target_modules=["attn_proj"])
     with pytest.raises(ValueError, match="r must be"):
@@ -65,19 +58,20 @@ def test_bad_lora_arguments_are_named(tiny):
 
 
 def test_new_relation_task():
+    from hubhelpers import tasks
     from hubhelpers import world as W
     from hubhelpers.finetune import new_relation_task
 
     world = W.make_world()
     train, evaluation = new_relation_task(world, "instrument", seed=0)
     assert len(train) == 2 * len(world.train) and len(evaluation) == len(world.train)
-    assert train == W.closed_book_questions(world, "train", 2 * len(world.train), seed=0, relations=("instrument",))
+    assert train == tasks.closed_book_questions(world, "train", 2 * len(world.train), seed=0, relations=("instrument",))
     with pytest.raises(ValueError, match="'city'"):
         new_relation_task(world, "city")
 
 
-def test_named_target_sets_are_the_block_modules_and_bad_names_are_named(tiny):
-    model, _ = tiny
+def test_named_target_sets_are_the_block_modules_and_bad_names_are_named(fresh_tiny):
+    model, _ = fresh_tiny
     names = {name.split(".")[-1] for name, _ in model.named_modules()}
     for key in L.TARGET_SETS:
         assert set(L.lora_targets(key)) <= names

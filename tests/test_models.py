@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from hubhelpers import mixture
 from hubhelpers import models as M
 from hubhelpers import world as W
 
@@ -10,7 +11,7 @@ from hubhelpers import world as W
 @pytest.fixture(scope="module")
 def tok():
     world = W.make_world(W.WorldConfig(n_train=20, n_heldout=10))
-    return M.train_tokenizer([ex.text for ex in W.pretraining_corpus(world, 300)], 400)
+    return M.train_tokenizer([ex.text for ex in mixture.pretraining_corpus(world, 300)], 400)
 
 
 def test_tokenizer_round_trip_and_specials(tok):

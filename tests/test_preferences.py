@@ -5,6 +5,7 @@ import copy
 import pytest
 import torch
 
+from hubhelpers import dpo, reward, rl
 from hubhelpers import preferences as P
 from hubhelpers import world as W
 
@@ -43,17 +44,17 @@ def test_env_reward_checks_the_fact(world):
 
 
 def test_combined_reward_and_bad_coefficients():
-    assert P.combined_reward(1.0, 2.0, 0.5) == 2.0
-    assert torch.equal(P.combined_reward(torch.tensor([1.0, 0.0]), torch.tensor([2.0, 4.0]), 0.0),
+    assert reward.combined_reward(1.0, 2.0, 0.5) == 2.0
+    assert torch.equal(reward.combined_reward(torch.tensor([1.0, 0.0]), torch.tensor([2.0, 4.0]), 0.0),
                        torch.tensor([1.0, 0.0]))
     with pytest.raises(ValueError, match="-0.5"):
-        P.combined_reward(1.0, 1.0, -0.5)
+        reward.combined_reward(1.0, 1.0, -0.5)
     with pytest.raises(ValueError, match="beta.*-1"):
-        P.RLConfig(beta=-1.0)
+        rl.RLConfig(beta=-1.0)
     with pytest.raises(ValueError, match="lam.*nan"):
-        P.RLConfig(lam=float("nan"))
+        rl.RLConfig(lam=float("nan"))
     with pytest.raises(ValueError, match="beta.*0"):
-        P.dpo_config("unused", beta=0.0)
+        dpo.dpo_config("unused", beta=0.0)
     with pytest.raises(ValueError, match="style 'shout'"):
         P.styled_answer(W.make_world().train[0], "city", "shout")
 
@@ -62,16 +63,16 @@ def test_kl_is_zero_for_identical_policies_and_positive_otherwise(tiny, world):
     model, tok = tiny
     examples = [P.as_chat(p) for p in P.chat_preference_pairs(world, 6, seed=4)]
     torch.manual_seed(0)
-    sample = P.sample_replies(model, tok, examples, max_new_tokens=5)
+    sample = rl.sample_replies(model, tok, examples, max_new_tokens=5)
     mask = sample["mask"][:, 1:].float()
     assert mask.sum(1).min() >= 1  # every reply has at least one token
     with torch.no_grad():
-        _, logp = P.token_logprobs_and_logits(model, sample)
-        same = P.token_kl(logp, P.token_logprobs_and_logits(copy.deepcopy(model), sample)[1], mask)
+        _, logp = rl.token_logprobs_and_logits(model, sample)
+        same = rl.token_kl(logp, rl.token_logprobs_and_logits(copy.deepcopy(model), sample)[1], mask)
         other = copy.deepcopy(model)
         for p in other.parameters():
             p.add_(0.05 * torch.randn_like(p))
-        moved = P.token_kl(logp, P.token_logprobs_and_logits(other, sample)[1], mask)
+        moved = rl.token_kl(logp, rl.token_logprobs_and_logits(other, sample)[1], mask)
     assert torch.allclose(same, torch.zeros_like(same), atol=1e-6)
     assert (moved > 0).all()
 
@@ -81,10 +82,10 @@ def test_reply_token_logprobs_equal_all_logits_at_reply_positions(tiny, world):
     model, tok = tiny
     examples = [P.as_chat(p) for p in P.chat_preference_pairs(world, 6, seed=4)]
     torch.manual_seed(0)
-    sample = P.sample_replies(model, tok, examples, max_new_tokens=5)
+    sample = rl.sample_replies(model, tok, examples, max_new_tokens=5)
     where = sample["mask"][:, 1:]
     fast, slow = copy.deepcopy(model), copy.deepcopy(model)
-    picked, logp = P.token_logprobs_and_logits(fast, sample)
+    picked, logp = rl.token_logprobs_and_logits(fast, sample)
     full = slow(input_ids=sample["input_ids"], attention_mask=sample["attention_mask"]).logits[:, :-1].log_softmax(-1)
     full_picked = full.gather(-1, sample["input_ids"][:, 1:, None])[..., 0]
     assert torch.allclose(logp[where], full[where], atol=1e-5) and torch.allclose(picked[where], full_picked[where],
@@ -100,7 +101,7 @@ def test_reply_logprobs_equal_a_direct_computation(tiny, world):
     model, tok = tiny
     pair = P.chat_preference_pairs(world, 1, seed=5)[0]
     reply = pair["chosen"][0]["content"]
-    got = P.reply_logprobs(model, tok, [pair["prompt"]], [reply])[0]
+    got = dpo.reply_logprobs(model, tok, [pair["prompt"]], [reply])[0]
     head = tok.apply_chat_template(pair["prompt"], tokenize=False, add_generation_prompt=True)
     n_head = len(tok(head, add_special_tokens=False)["input_ids"])
     ids = tok(head + reply + "<|end|>", add_special_tokens=False, return_tensors="pt")["input_ids"]
@@ -114,13 +115,13 @@ def test_reward_model_loss_falls_and_it_ranks_trained_pairs(tiny, world, tmp_pat
     model, tok = tiny
     pairs = P.chat_preference_pairs(world, 8, seed=6)
     torch.manual_seed(0)
-    rm = P.reward_model_from(model)
+    rm = reward.reward_model_from(model)
     assert rm.config.num_labels == 1
-    trainer = P.train_reward_model(rm, tok, pairs, P.reward_config(tmp_path, steps=30, lr=3e-3, batch_size=8,
+    trainer = reward.train_reward_model(rm, tok, pairs, reward.reward_config(tmp_path, steps=30, lr=3e-3, batch_size=8,
                                                                    disable_tqdm=True, logging_steps=1))
     losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
     assert losses[-1] < losses[0]
-    assert P.pair_accuracy(rm, tok, pairs) == 1.0
+    assert reward.pair_accuracy(rm, tok, pairs) == 1.0
     copy.deepcopy(rm)  # released from the trainer: a deep copy runs its own weights
     assert "forward" not in rm.__dict__
 
@@ -136,8 +137,8 @@ def test_reinforce_increases_a_toy_reward(tiny, world):
 
     torch.manual_seed(0)
     policy, reference = copy.deepcopy(model), copy.deepcopy(model)
-    cfg = P.RLConfig(steps=40, batch_size=16, lr=1e-2, lam=0.0, beta=0.0, max_new_tokens=4, seed=0)
-    run = P.reinforce(policy, reference, tok, examples, toy_reward, cfg, progress=False)
+    cfg = rl.RLConfig(steps=40, batch_size=16, lr=1e-2, lam=0.0, beta=0.0, max_new_tokens=4, seed=0)
+    run = rl.reinforce(policy, reference, tok, examples, toy_reward, cfg, progress=False)
     rewards = run.series("reward")
     assert sum(rewards[-8:]) / 8 > sum(rewards[:8]) / 8 + 0.1
     assert run.series("kl")[-1] > 0
@@ -157,8 +158,8 @@ def test_the_kl_penalty_holds_the_policy_near_the_reference(tiny, world):
     for beta in (0.0, 1.0):
         torch.manual_seed(0)
         policy = copy.deepcopy(model)
-        cfg = P.RLConfig(steps=30, batch_size=16, lr=1e-2, lam=0.0, beta=beta, max_new_tokens=4, seed=0)
-        final_kl[beta] = sum(P.reinforce(policy, model, tok, examples, toy_reward, cfg,
+        cfg = rl.RLConfig(steps=30, batch_size=16, lr=1e-2, lam=0.0, beta=beta, max_new_tokens=4, seed=0)
+        final_kl[beta] = sum(rl.reinforce(policy, model, tok, examples, toy_reward, cfg,
                                          progress=False).series("kl")[-5:]) / 5
     assert final_kl[1.0] < 0.5 * final_kl[0.0]
 
@@ -169,19 +170,19 @@ def test_dpo_raises_the_implicit_reward_margin_on_its_pairs(tiny, world, tmp_pat
     prompts = [p["prompt"] for p in pairs]
     chosen, rejected = [p["chosen"][0]["content"] for p in pairs], [p["rejected"][0]["content"] for p in pairs]
     policy = copy.deepcopy(model)
-    ref_c, ref_r = P.reply_logprobs(policy, tok, prompts, chosen), P.reply_logprobs(policy, tok, prompts, rejected)
-    P.dpo_train(policy, tok, pairs, P.dpo_config(tmp_path, steps=20, lr=3e-3, batch_size=8, disable_tqdm=True))
-    new_c, new_r = P.reply_logprobs(policy, tok, prompts, chosen), P.reply_logprobs(policy, tok, prompts, rejected)
+    ref_c, ref_r = dpo.reply_logprobs(policy, tok, prompts, chosen), dpo.reply_logprobs(policy, tok, prompts, rejected)
+    dpo.dpo_train(policy, tok, pairs, dpo.dpo_config(tmp_path, steps=20, lr=3e-3, batch_size=8, disable_tqdm=True))
+    new_c, new_r = dpo.reply_logprobs(policy, tok, prompts, chosen), dpo.reply_logprobs(policy, tok, prompts, rejected)
     margin = (new_c - ref_c) - (new_r - ref_r)  # DPO's implicit reward of chosen minus rejected, over beta
     assert (margin > 0).all()
-    assert P.preference_rate(policy, tok, pairs) >= P.preference_rate(model, tok, pairs)
+    assert dpo.preference_rate(policy, tok, pairs) >= dpo.preference_rate(model, tok, pairs)
 
 
 def test_style_is_the_exact_shape_so_garbled_text_is_other(world):
     p = world.train[0]
     ex = {"relation": "job", "value": p["job"], "name": p.name}
     wrong = next(v for v in W.VALUES["job"] if v != p["job"])
-    assert P.style_of(ex, f"{p.name} works as {W._article(wrong)} {wrong}.") == "sentence"  # false, but well-formed
+    assert P.style_of(ex, f"{p.name} works as {W.article(wrong)} {wrong}.") == "sentence"  # false, but well-formed
     assert P.style_of(ex, wrong) == "word"
     for garbled in (f"{p.name} works as a was works as a owns a pet horse.", f"{p.name} works a {p['job']}.",
                     f"{p.name}x works as a {p['job']}.", f"{p['job']}ary", ""):

@@ -6,24 +6,14 @@ import pytest
 import torch
 
 from hubhelpers import prompting as P
+from hubhelpers import tasks
 from hubhelpers import world as W
 from hubhelpers.evaluation import token_logprobs
-from hubhelpers.models import load_model
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_chat_model_dir):
-    return load_model(str(tiny_chat_model_dir), device="cpu")
-
-
-@pytest.fixture(scope="module")
-def world():
-    return W.make_world()
 
 
 def test_templates_render_the_same_question(tiny, world):
     _, tok = tiny
-    ex = W.closed_book_questions(world, "train", 1)[0]
+    ex = tasks.closed_book_questions(world, "train", 1)[0]
     q = P.question_of(ex.prompt)
     assert P.render_prompt("qa", ex) == ex.prompt
     assert P.render_prompt("cloze", ex).startswith(ex.meta["name"])
@@ -37,7 +27,7 @@ def test_templates_render_the_same_question(tiny, world):
 
 
 def test_template_errors_name_the_bad_value(tiny, world):
-    ex = W.closed_book_questions(world, "train", 1)[0]
+    ex = tasks.closed_book_questions(world, "train", 1)[0]
     with pytest.raises(ValueError, match="'poem'.*qa"):
         P.render_prompt("poem", ex)
     with pytest.raises(ValueError, match="tokenizer"):
@@ -47,7 +37,7 @@ def test_template_errors_name_the_bad_value(tiny, world):
 
 
 def test_question_of_open_book_prompt(world):
-    ex = W.open_book_questions(world, 1, 2)[0]
+    ex = tasks.open_book_questions(world, 1, 2)[0]
     q = P.question_of(ex.prompt)
     assert q.endswith("?") and "Context" not in q and ex.meta["name"] in q
 

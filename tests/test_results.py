@@ -89,6 +89,21 @@ def test_expect_failure_names_figure_value_and_band(res: Results, tmp_path: Path
     assert R.load_bands(tmp_path)["01_lm_probability"]["model_perplexity"]["passed"] is False
 
 
+def test_check_records_then_expects(res: Results, tmp_path: Path) -> None:
+    assert res.check("acc", 0.9, at_least=0.85) == 0.9
+    assert R.load_results(tmp_path)["01_lm_probability"]["acc"] == 0.9
+    assert R.load_bands(tmp_path)["01_lm_probability"]["acc"]["passed"] is True
+    with pytest.raises(AssertionError, match=r"'loss' = 3 .*band <= 1"):
+        res.check("loss", 3.0, at_most=1.0)
+    assert R.load_results(tmp_path)["01_lm_probability"]["loss"] == 3.0  # recorded even when it fails
+
+
+def test_check_with_a_bad_band_writes_nothing(res: Results, tmp_path: Path) -> None:
+    with pytest.raises((ValueError, TypeError)):
+        res.check("acc", 0.9, at_least="high")
+    assert "acc" not in R.load_results(tmp_path).get("01_lm_probability", {})
+
+
 def test_expect_both_bounds_message(res: Results) -> None:
     res.record("ratio", 2.0)
     with pytest.raises(AssertionError, match=r"\[0.1, 0.9\]"):

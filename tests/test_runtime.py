@@ -84,9 +84,10 @@ def test_setup_plots_rejects_unknown_keys() -> None:
         runtime.setup_plots({"not.a.param": 1})
 
 
-def test_import_does_no_heavy_work() -> None:
+def test_recording_and_parameter_checks_import_no_heavy_library() -> None:
+    """The runner and the notebooks' first cells import these; they stay cheap (lesson modules import torch)."""
     code = (
-        "import sys, hubhelpers, hubhelpers.runtime, hubhelpers.results;"
+        "import sys, hubhelpers, hubhelpers.results, hubhelpers.params, hubhelpers.tooling;"
         "heavy = [m for m in ('torch', 'matplotlib', 'numpy', 'transformers') if m in sys.modules];"
         "print(','.join(heavy))"
     )
@@ -94,11 +95,21 @@ def test_import_does_no_heavy_work() -> None:
     assert out.stdout.strip() == ""
 
 
-def test_lazy_attributes() -> None:
+def test_package_has_no_lazy_attributes() -> None:
     import hubhelpers
 
-    assert hubhelpers.Results.__name__ == "Results"
-    assert callable(hubhelpers.seed_everything)
     assert hubhelpers.__version__
     with pytest.raises(AttributeError):
         hubhelpers.no_such_thing  # noqa: B018
+
+
+def test_bitsandbytes_cpu_kernel_notice_is_dropped_and_nothing_else() -> None:
+    code = (
+        "import logging, hubhelpers;"
+        "log = logging.getLogger('bitsandbytes.backends.cpu.ops');"
+        "log.warning('Failed to load CPU gemm_4bit_forward from kernels-community: x');"
+        "log.warning('another bitsandbytes warning')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "gemm_4bit_forward" not in out.stderr
+    assert "another bitsandbytes warning" in out.stderr

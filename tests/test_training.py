@@ -4,6 +4,7 @@
 import pytest
 import torch
 
+from hubhelpers import mixture
 from hubhelpers import models as M
 from hubhelpers import training as T
 from hubhelpers import world as W
@@ -15,10 +16,10 @@ TINY = M.ModelConfig(vocab_size=400, hidden_size=32, intermediate_size=64, num_h
 @pytest.fixture(scope="module")
 def setup():
     world = W.make_world(W.WorldConfig(n_train=20, n_heldout=10))
-    tok = M.train_tokenizer([ex.text for ex in W.pretraining_corpus(world, 400)], 400)
+    tok = M.train_tokenizer([ex.text for ex in mixture.pretraining_corpus(world, 400)], 400)
 
     def sample(rng, progress, size):
-        return [W.pretraining_example(world, rng, progress) for _ in range(size)]
+        return [mixture.pretraining_example(world, rng, progress) for _ in range(size)]
 
     return world, tok, sample
 

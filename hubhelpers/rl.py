@@ -1,0 +1,155 @@
+"""Policy optimisation for RLHF: sampling replies, their log-probabilities, the exact KL to a reference policy,
+and REINFORCE with a baseline and a KL penalty: maximise E[r_env + lambda * r_h] - beta * KL(pi || pi_ref).
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from hubhelpers.finetune import chat_prompt, release, sft_train, stop_token_ids
+from hubhelpers.models import logits_at
+from hubhelpers.params import Float, Int, check_fields
+from hubhelpers.reward import combined_reward
+
+
+def supervised_policy(model, tokenizer, demonstrations: Sequence[dict], config):
+    """A fine-tuned copy of `model` (TRL SFTTrainer on chat `demonstrations`), safe to deep-copy; and the trainer."""
+    policy = copy.deepcopy(model)
+    trainer = sft_train(policy, tokenizer, demonstrations, config)
+    return release(policy), trainer
+
+
+def sample_replies(policy, tokenizer, examples: Sequence[dict], max_new_tokens: int = 24, temperature: float = 1.0,
+                   greedy: bool = False) -> dict:
+    """Sample one assistant reply per chat example: {'input_ids', 'attention_mask', 'mask', 'texts'}.
+
+    `mask` marks the reply's tokens (up to and including the end-of-turn token) in the left-padded sequences.
+    """
+    prompts = [chat_prompt(tokenizer, ex) for ex in examples]
+    enc = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left",
+                    add_special_tokens=False).to(policy.device)
+    stops = stop_token_ids(tokenizer)
+    was_training = policy.training
+    policy.eval()
+    with torch.inference_mode():
+        gen = policy.generate(**enc, max_new_tokens=max_new_tokens, do_sample=not greedy,
+                              temperature=None if greedy else temperature, top_k=0, top_p=1.0,
+                              pad_token_id=tokenizer.pad_token_id, eos_token_id=stops)
+    policy.train(was_training)
+    width = enc["input_ids"].shape[1]
+    reply = gen[:, width:]
+    is_stop = torch.zeros_like(reply, dtype=torch.bool)
+    for s in stops:
+        is_stop |= reply == s
+    # a reply token counts if no stop token came strictly before it
+    before = torch.cumsum(is_stop.int(), 1) - is_stop.int()
+    reply_mask = before == 0
+    texts = [tokenizer.decode(row[m], skip_special_tokens=True).strip() for row, m in zip(reply, reply_mask)]
+    mask = torch.cat([torch.zeros_like(enc["input_ids"], dtype=torch.bool), reply_mask], 1)
+    attention = torch.cat([enc["attention_mask"], reply_mask.long()], 1)
+    return {"input_ids": gen.clone(), "attention_mask": attention, "mask": mask, "texts": texts}
+
+
+def token_logprobs_and_logits(model, sample: dict):
+    """(log P(token) of every reply token given the ones before, log-softmax over the vocabulary), shifted by one.
+
+    Shapes (batch, length - 1) and (batch, length - 1, vocab); both are computed at the reply positions
+    (sample['mask']) only, where every use of them here is masked, and are 0 elsewhere.
+    """
+    where = sample["mask"][:, 1:]
+    logp_at = logits_at(model, sample["input_ids"], sample["attention_mask"], where).float().log_softmax(-1)
+    picked_at = logp_at.gather(-1, sample["input_ids"][:, 1:][where][:, None])[:, 0]
+    picked = picked_at.new_zeros(where.shape).masked_scatter(where, picked_at)
+    logp = logp_at.new_zeros((*where.shape, logp_at.shape[-1])).index_put((where,), logp_at)
+    return picked, logp
+
+
+def sequence_logprob(model, sample: dict):
+    """log pi(reply | prompt): the sum of the reply tokens' log-probabilities, one value per sequence."""
+    picked, _ = token_logprobs_and_logits(model, sample)
+    return (picked * sample["mask"][:, 1:]).sum(1)
+
+
+def token_kl(logp_policy, logp_ref, mask):
+    """Exact KL(pi || pi_ref) summed over the masked positions: sum_t sum_v pi(v) (log pi(v) - log pi_ref(v))."""
+    per_token = (logp_policy.exp() * (logp_policy - logp_ref)).sum(-1)
+    return (per_token * mask).sum(1)
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    """Hyper-parameters of the REINFORCE loop: maximise E[r_env + lam * r_h] - beta * KL(pi || pi_ref)."""
+
+    steps: int = 60
+    batch_size: int = 32
+    lr: float = 3e-4
+    lam: float = 1.0
+    beta: float = 0.1
+    max_new_tokens: int = 20
+    temperature: float = 1.0
+    grad_clip: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self):
+        check_fields(self, {"steps": Int(1), "batch_size": Int(1), "lr": Float(0, 1), "lam": Float(at_least=0),
+                            "beta": Float(at_least=0), "max_new_tokens": Int(1), "temperature": Float(0),
+                            "grad_clip": Float(0), "seed": Int(0)})
+
+
+@dataclass
+class RLResult:
+    """Per-step means of the rewards and the KL to the reference, plus the last batch's replies."""
+
+    history: list[dict] = field(default_factory=list)
+    last_replies: list[str] = field(default_factory=list)
+
+    def series(self, key: str) -> list[float]:
+        return [h[key] for h in self.history]
+
+
+def reinforce(policy, reference, tokenizer, examples: Sequence[dict], reward_fn: Callable[[list[dict], list[str]],
+              tuple], cfg: RLConfig, progress: bool = True) -> RLResult:
+    """Optimise `policy` in place by REINFORCE with a mean baseline and a KL penalty to the frozen `reference`.
+
+    reward_fn(batch examples, reply texts) -> (r_env, r_h) float tensors; the loop maximises
+    E[r_env + lam * r_h] - beta * KL(pi || pi_ref). The reward term is estimated by REINFORCE from the sampled
+    replies; the KL term is differentiated exactly, summed over the vocabulary at every reply position (as GRPO
+    puts it in the loss), rather than estimated from the one sampled reply, whose log-ratio is too noisy to hold
+    the policy once it has moved.
+    """
+    if not examples:
+        raise ValueError("reinforce needs at least one prompt example, got none")
+    reference.eval()
+    opt = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=cfg.lr)
+    rng = random.Random(f"reinforce-{cfg.seed}")
+    result = RLResult()
+    for step in tqdm(range(cfg.steps), disable=not progress, desc="policy steps", mininterval=0.5):
+        batch = [rng.choice(examples) for _ in range(cfg.batch_size)]
+        sample = sample_replies(policy, tokenizer, batch, cfg.max_new_tokens, cfg.temperature)
+        r_env, r_h = reward_fn(batch, sample["texts"])
+        policy.train()
+        picked, logp = token_logprobs_and_logits(policy, sample)
+        with torch.no_grad():
+            _, ref_logp = token_logprobs_and_logits(reference, sample)
+        mask = sample["mask"][:, 1:].float()
+        logp_seq = (picked * mask).sum(1)
+        reward = combined_reward(r_env, r_h, cfg.lam)
+        advantage = reward - reward.mean()  # the baseline: the batch's mean reward
+        kl = token_kl(logp, ref_logp, mask)  # (batch,), differentiable through logp
+        loss = -(advantage * logp_seq).mean() + cfg.beta * kl.mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
+        opt.step()
+        result.history.append({"step": step + 1, "reward": float(reward.mean()), "r_env": float(r_env.mean()),
+                               "r_h": float(r_h.mean()), "kl": float(kl.detach().mean()),
+                               "length": float(mask.sum(1).mean())})
+    policy.eval()
+    result.last_replies = sample["texts"]
+    return result

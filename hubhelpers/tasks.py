@@ -1,0 +1,190 @@
+"""TinyWorld's task data: the evaluation sets (what the capability gates score) and each lesson's data set.
+
+Every set is drawn with its own fixed-seed generator, so the same world and seed give the same examples.
+"""
+
+from __future__ import annotations
+
+import random
+
+from hubhelpers.params import check_int
+from hubhelpers.world import (
+    PRETRAIN_RELATIONS,
+    SENTENCES,
+    VALUES,
+    Example,
+    World,
+    article,
+    few_shot_block,
+    open_book_example,
+    people_of,
+    qa_example,
+    question,
+    sentence,
+)
+
+# ---------------------------------------------------------------------------------------------------------
+# Evaluation sets (fixed seeds; these are what the capability gates score)
+# ---------------------------------------------------------------------------------------------------------
+
+def closed_book_questions(world: World, split: str = "train", n: int = 200, seed: int = 0,
+                          relations: tuple[str, ...] = PRETRAIN_RELATIONS) -> list[Example]:
+    """n closed-book questions about `split` people ('train' or 'heldout')."""
+    people = people_of(world, split)
+    rng = random.Random(f"closed-{split}-{seed}")
+    pairs = [(p, r) for p in people for r in relations]
+    rng.shuffle(pairs)
+    return [qa_example(p, r, rng) for p, r in (pairs * (1 + n // len(pairs)))[:n]]
+
+
+def open_book_questions(world: World, n: int = 200, n_passages: int | tuple[int, ...] = (2, 3),
+                        seed: int = 0, split: str = "heldout") -> list[Example]:
+    """n open-book questions about `split` people; distractor passages are about other people of the split."""
+    people = people_of(world, split)
+    counts = (n_passages,) if isinstance(n_passages, int) else tuple(n_passages)
+    for c in counts:
+        check_int("n_passages", c)
+    rng = random.Random(f"open-{split}-{seed}")
+    out = []
+    for i in range(n):
+        target = people[i % len(people)]
+        others = rng.sample([p for p in people if p is not target], counts[i % len(counts)] - 1)
+        out.append(open_book_example(target, others, rng.choice(PRETRAIN_RELATIONS), rng))
+    return out
+
+
+def few_shot_questions(world: World, k: int, n: int = 200, seed: int = 0) -> list[Example]:
+    """n few-shot blocks with k examples about training people; the query person is never a shot."""
+    check_int("k", k, low=0)
+    rng = random.Random(f"fewshot-{seed}")
+    out = []
+    for _ in range(n):
+        people = rng.sample(world.train, k + 1)
+        out.append(few_shot_block(people[:k], people[k], rng.choice(PRETRAIN_RELATIONS)))
+    return out
+
+
+def majority_baseline(examples: list[Example]) -> float:
+    """Accuracy of always answering the most common gold answer of each relation."""
+    by_rel: dict[str, list[str]] = {}
+    for ex in examples:
+        by_rel.setdefault(ex.meta["relation"], []).append(ex.completion.strip())
+    hits = sum(max(vals.count(v) for v in set(vals)) for vals in by_rel.values())
+    return hits / len(examples)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Each lesson's data
+# ---------------------------------------------------------------------------------------------------------
+
+# (user template, assistant template) per instruction kind; every kind is checkable by a program, and each states
+# the same fact in its own format, so the format must be read from the instruction.
+INSTRUCTIONS = {
+    "arrow": ("Answer in the form 'name -> answer'. {q}", "{n} -> {v}"),
+    "sentence": ("Answer in a full sentence. {q}", "{s}"),
+    "name_first": ("Start your answer with the person's name. {q}", "{n}: {v}"),
+    "topic_first": ("Say what was asked about, then the answer. {q}", "{r}: {v}"),
+}
+TOPIC_WORDS = {"city": "town", "job": "job", "pet": "pet", "colour": "colour", "month": "month",
+               "fruit": "fruit", "instrument": "instrument"}
+
+
+def instruction_examples(world: World, n: int, seed: int = 0, split: str = "train",
+                         relations: tuple[str, ...] = PRETRAIN_RELATIONS) -> list[dict]:
+    """Chat examples {'messages': [...], 'instruction', 'relation', 'name', 'value'} with checkable instructions."""
+    check_int("n", n)
+    rng = random.Random(f"instruct-{split}-{seed}")
+    people = people_of(world, split)
+    out = []
+    for _ in range(n):
+        p, r, kind = rng.choice(people), rng.choice(relations), rng.choice(sorted(INSTRUCTIONS))
+        user_t, answer_t = INSTRUCTIONS[kind]
+        s = SENTENCES[r][0].format(n=p.name, v=p[r], a=article(p[r]))
+        answer = answer_t.format(v=p[r], s=s, n=p.name, r=TOPIC_WORDS[r])
+        user = user_t.format(q=question(p, r, rng))
+        out.append({"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}],
+                    "instruction": kind, "relation": r, "name": p.name, "value": p[r]})
+    return out
+
+
+def preference_pairs(world: World, n: int, seed: int = 0) -> list[dict]:
+    """(prompt, chosen, rejected): chosen is the true, concise answer; rejected is false or verbose."""
+    check_int("n", n)
+    rng = random.Random(f"prefs-{seed}")
+    out = []
+    for _ in range(n):
+        p, r = rng.choice(world.train), rng.choice(PRETRAIN_RELATIONS)
+        wrong = rng.choice([v for v in VALUES[r] if v != p[r]])
+        verbose = f" Well, let me think about {p.name} for a while; it could be many things, maybe {p[r]}.\n"
+        rejected = rng.choice((f" {wrong}\n", verbose))
+        out.append({"prompt": f"Q: {question(p, r, rng)}\nA:", "chosen": f" {p[r]}\n", "rejected": rejected,
+                    "name": p.name, "relation": r})
+    return out
+
+
+EXTRACTION_FIELDS = ("name", "city", "job", "pet", "month")
+
+
+def extraction_documents(world: World, n: int, seed: int = 0, split: str = "train") -> list[dict]:
+    """Short documents with gold JSON records; some fields are absent (null) in both."""
+    check_int("n", n)
+    rng = random.Random(f"extract-{split}-{seed}")
+    out = []
+    for _ in range(n):
+        p = rng.choice(people_of(world, split))
+        present = [r for r in EXTRACTION_FIELDS[1:] if rng.random() < 0.7] or ["city"]
+        rng.shuffle(present)
+        text = " ".join(sentence(p, r, rng) for r in present)
+        gold = {"name": p.name, **{r: (p[r] if r in present else None) for r in EXTRACTION_FIELDS[1:]}}
+        out.append({"text": text, "gold": gold})
+    return out
+
+
+TOPICS = {
+    "food": ("bread", "soup", "cake", "pie", "stew", "cheese"),
+    "travel": ("road", "boat", "bridge", "map", "journey", "cart"),
+    "animals": ("cat", "dog", "owl", "goat", "horse", "rabbit"),
+    "weather": ("rain", "snow", "wind", "storm", "sun", "fog"),
+}
+# Every text names a word of the labelled topic ({w}) *and* a word of another topic ({d}); which one the letter is
+# about is said by negation and word order ("about the w, not the d", "not about the d but about the w"), so the
+# words alone do not give the label: a bag of words, or an embedding that mostly averages them, is near 0.5.
+TOPIC_TEMPLATES = (
+    "{n} wrote about the {w}, not the {d}.",
+    "{n} wrote not about the {d} but about the {w}.",
+    "The {w}, not the {d}, was the subject of {n}'s letter.",
+    "{n}'s letter from {c} was never about the {d}; it was about the {w}.",
+    "It was the {w} that {n} wrote about, not the {d}.",
+    "{n} meant to write about the {d} but wrote about the {w} instead.",
+    "Forget the {d}: the letter {n} sent from {c} was about the {w}.",
+    "Not the {d} but the {w} filled the letter {n} wrote in {c}.",
+)
+
+
+def classification_texts(world: World, n: int, seed: int = 0, split: str = "train") -> list[dict]:
+    """Labelled texts {'text', 'label'} over four topics (food, travel, animals, weather).
+
+    The label is the topic the letter is about; each text also names a word of a distractor topic that the
+    letter is explicitly *not* about, so the label depends on negation and word order, not on keywords.
+    """
+    check_int("n", n)
+    rng = random.Random(f"classify-{split}-{seed}")
+    labels = sorted(TOPICS)
+    out = []
+    for _ in range(n):
+        label = rng.choice(labels)
+        other = rng.choice([t for t in labels if t != label])
+        text = rng.choice(TOPIC_TEMPLATES).format(w=rng.choice(TOPICS[label]), d=rng.choice(TOPICS[other]),
+                                                  n=rng.choice(people_of(world, split)).name,
+                                                  c=rng.choice(VALUES["city"]))
+        out.append({"text": text, "label": label, "distractor": other})
+    return out
+
+
+def forgetting_domains(world: World, n: int, seed: int = 0) -> dict[str, list[Example]]:
+    """Task A (closed-book facts the base model knows) and task B (a reserved relation it never saw)."""
+    check_int("n", n)
+    rng = random.Random(f"forget-{seed}")
+    a = [qa_example(rng.choice(world.train), rng.choice(PRETRAIN_RELATIONS), rng) for _ in range(n)]
+    b = [qa_example(rng.choice(world.train), "fruit", rng) for _ in range(n)]
+    return {"A": a, "B": b}
