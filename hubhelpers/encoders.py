@@ -23,6 +23,7 @@ from transformers import (
     TrainingArguments,
 )
 
+from .evaluation import batches
 from .models import resolve_source
 from .params import check_int
 
@@ -70,19 +71,24 @@ def load_encoder(name_or_path: str = "minilm", num_labels: int | None = None, la
     return model, tokenizer
 
 
+def mean_pool(hidden, attention_mask):
+    """The mean of hidden states (batch, length, dim) over each row's real tokens: (batch, dim)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
 def embed(model, tokenizer, texts: Sequence[str], batch_size: int = 64, normalize: bool = True, max_length: int = 128):
     """Sentence embeddings (numpy, one row per text): the mean of the last hidden states over real tokens."""
     if not texts:
         raise ValueError("embed needs at least one text, got none")
     encoder = getattr(model, "base_model", model)
     rows = []
-    for i in range(0, len(texts), batch_size):
-        enc = tokenizer(list(texts[i:i + batch_size]), padding=True, truncation=True, max_length=max_length,
+    for chunk in batches(list(texts), batch_size):
+        enc = tokenizer(chunk, padding=True, truncation=True, max_length=max_length,
                         return_tensors="pt").to(model.device)
         with torch.inference_mode():
             hidden = encoder(**enc).last_hidden_state
-        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        pooled = mean_pool(hidden, enc["attention_mask"])
         if normalize:
             pooled = torch.nn.functional.normalize(pooled, dim=-1)
         rows.append(pooled.float().cpu().numpy())
@@ -136,8 +142,8 @@ def predict_labels(model, tokenizer, texts: Sequence[str], batch_size: int = 64,
     if not texts:
         raise ValueError("predict_labels needs at least one text, got none")
     out: list[str] = []
-    for i in range(0, len(texts), batch_size):
-        enc = tokenizer(list(texts[i:i + batch_size]), padding=True, truncation=True, max_length=max_length,
+    for chunk in batches(list(texts), batch_size):
+        enc = tokenizer(chunk, padding=True, truncation=True, max_length=max_length,
                         return_tensors="pt").to(model.device)
         with torch.inference_mode():
             pred = model(**enc).logits.argmax(-1).tolist()

@@ -20,6 +20,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.manifold import TSNE
 
 from hubhelpers import world as W
+from hubhelpers.encoders import mean_pool
+from hubhelpers.evaluation import batches
 from hubhelpers.params import check_int
 
 RELATIONS = W.PRETRAIN_RELATIONS
@@ -110,13 +112,11 @@ def lm_embeddings(model, tokenizer, texts: Sequence[str], layer: int = -1, batch
     n_layers = model.config.num_hidden_layers
     check_int("layer", layer, low=-(n_layers + 1), high=n_layers)  # 0: the embeddings, -1: the last layer
     rows = []
-    for i in range(0, len(texts), batch_size):
-        enc = tokenizer(list(texts[i:i + batch_size]), return_tensors="pt", padding=True,
-                        add_special_tokens=False).to(model.device)
+    for chunk in batches(list(texts), batch_size):
+        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
         with torch.inference_mode():
             hidden = model(**enc, output_hidden_states=True).hidden_states[layer]
-        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        pooled = mean_pool(hidden, enc["attention_mask"])
         rows.append(torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy())
     return np.concatenate(rows)
 

@@ -12,6 +12,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from hubhelpers.tooling import conventions as C
+from hubhelpers.tooling import sync as S
 from hubhelpers.tooling.sync import sync_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +42,19 @@ def test_notebook_matches_single_source_repo(path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- the single source
+def test_readme_module_table_follows_the_notebooks_imports() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = S.module_table(S.notebooks_in(ROOT / "notebooks"))
+    assert S.with_module_table(text, table) == text, "README's notebook -> modules table is stale: make sync-notebooks"
+    assert "| 11_rlhf | `dpo`, `finetune`, `models`, `preferences`, `reward`, `rl`" in table
+
+
+def test_modules_used_reads_every_import_form() -> None:
+    cells = [new_code_cell("from hubhelpers import world, tasks\nfrom hubhelpers.models import load_model"),
+             new_code_cell("import hubhelpers.lora\nimport torch\nfrom hubhelpers.results import Results")]
+    assert S.modules_used(new_notebook(cells=cells)) == ["lora", "models", "results", "tasks", "world"]
+
+
 def test_repo_address_lives_in_pyproject_only() -> None:
     assert CONFIG.repo.startswith("https://github.com/")
     others = [p for p in ROOT.glob("*") if p.is_file() and p.name != "pyproject.toml"]

@@ -3,13 +3,15 @@
     python -m hubhelpers.tooling.sync            # rewrite notebooks/*.ipynb in place
     python -m hubhelpers.tooling.sync --check    # exit 1 listing notebooks that are out of sync
 
-Also home to the course's other file rewriting: ``update_readme`` writes the README course map's CPU-time
+Also home to the course's other file rewriting: README's table of which lesson modules each notebook uses
+(written here, from the notebooks' imports), and ``update_readme``, which writes the README course map's CPU-time
 column from measured notebook times (called by ``make bench``).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import re
 import sys
@@ -29,6 +31,9 @@ from hubhelpers.tooling.conventions import (
 )
 
 README_ROW_RE = re.compile(r"^\| (?P<num>\d{2}) \|")
+MODULES_BEGIN = "<!-- notebook -> modules: written by make sync-notebooks -->"
+MODULES_END = "<!-- end of notebook -> modules -->"
+EVERY_NOTEBOOK = ("params", "results", "runtime")  # used by every notebook: left out of the table
 
 
 def _with_badge(text: str, badge: str) -> str:
@@ -72,6 +77,46 @@ def sync_file(path: Path, config: CourseConfig, *, write: bool) -> bool:
     return changed
 
 
+def modules_used(nb: Any) -> list[str]:
+    """The hubhelpers modules a notebook's code imports (`from hubhelpers import x`, `from hubhelpers.x import y`)."""
+    found: set[str] = set()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "hubhelpers":
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hubhelpers."):
+                found.add(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("hubhelpers."))
+    return sorted(found)
+
+
+def module_table(paths: Sequence[Path]) -> str:
+    """README's table: each notebook and the lesson modules it uses (beyond params, results and runtime)."""
+    import nbformat
+
+    rows = ["| notebook | hubhelpers modules it uses |", "|---|---|"]
+    for path in paths:
+        modules = [m for m in modules_used(nbformat.read(path, as_version=4)) if m not in EVERY_NOTEBOOK]
+        rows.append(f"| {path.stem} | {', '.join(f'`{m}`' for m in modules) or '—'} |")
+    every = ", ".join(f"`{m}`" for m in EVERY_NOTEBOOK)
+    return "\n".join([*rows, "", f"Every notebook also uses {every}."])
+
+
+def with_module_table(text: str, table: str) -> str:
+    """README ``text`` with the block between the module-table markers replaced by ``table``."""
+    begin, end = text.find(MODULES_BEGIN), text.find(MODULES_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"README has no {MODULES_BEGIN!r} ... {MODULES_END!r} block for the module table")
+    return text[: begin + len(MODULES_BEGIN)] + "\n" + table + "\n" + text[end:]
+
+
 def update_readme(text: str, wall_s: Mapping[str, float]) -> str:
     """Rewrite the CPU-time column of the README course map from measured notebook times."""
     by_number = {name[:2]: seconds for name, seconds in wall_s.items()}
@@ -106,6 +151,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = load_course_config(root)
     paths = args.notebooks or notebooks_in(root / "notebooks")
     changed = [p for p in paths if sync_file(p, config, write=not args.check)]
+    readme = root / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    synced = with_module_table(text, module_table(notebooks_in(root / "notebooks")))
+    if synced != text:
+        changed.append(readme)
+        if not args.check:
+            readme.write_text(synced, encoding="utf-8")
     verb = "out of sync" if args.check else "rewritten"
     for path in changed:
         print(f"{verb}: {path}")
