@@ -16,7 +16,7 @@ import torch
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from .evaluation import batches, normalise
-from .params import check_int
+from .params import Float, check_int
 from .prompting import continuation_distributions
 
 
@@ -64,8 +64,7 @@ def sample_answers(model, tokenizer, prompts: Sequence[str], n_samples: int, tem
                    max_new_tokens: int = 8, batch_size: int = 32) -> list[list[str]]:
     """n_samples answers per prompt, sampled from the full distribution at `temperature` (first line of each)."""
     check_int("n_samples", n_samples)
-    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or temperature <= 0:
-        raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
+    Float(0).check("temperature", temperature, {})
     if not prompts:
         raise ValueError("need at least one prompt, got none")
     out: list[list[str]] = []

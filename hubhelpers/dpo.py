@@ -10,6 +10,7 @@ from trl import DPOConfig, DPOTrainer
 
 from hubhelpers.evaluation import batches
 from hubhelpers.finetune import run_trainer, trainer_settings
+from hubhelpers.params import Float
 from hubhelpers.preferences import chosen_rate, pair_dataset
 from hubhelpers.rl import sequence_logprob
 
@@ -17,8 +18,7 @@ from hubhelpers.rl import sequence_logprob
 def dpo_config(output_dir: str | Path, steps: int = 100, lr: float = 1e-3, batch_size: int = 16, beta: float = 0.1,
                seed: int = 0, **overrides):
     """A ``DPOConfig`` for small CPU runs (sigmoid DPO loss with temperature `beta`)."""
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta > 0:
-        raise ValueError(f"beta must be a number > 0, got {beta!r}")
+    Float(0).check("beta", beta, {})
     settings = {**trainer_settings(output_dir, steps, lr, batch_size, seed), "beta": beta, "max_length": 128}
     return DPOConfig(**{**settings, **overrides})
 

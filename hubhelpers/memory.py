@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .lora import BLOCK_LINEARS, TARGET_SETS
-from .params import check_int
+from .params import Float, check_int
 
 BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0}
 WEIGHT_FORMATS = ("fp32", "fp16", "bf16", "int8", "nf4")
@@ -221,8 +221,7 @@ def plan(config, method: str = "full", r: int = 16, target_modules: Sequence[str
 
 def fits(memory: MemoryPlan, gpu_gib: float, usable: float = 0.9) -> bool:
     """True when the plan's total fits in `usable` of a GPU of `gpu_gib` GiB (the rest for activations)."""
-    if not isinstance(gpu_gib, (int, float)) or gpu_gib <= 0:
-        raise ValueError(f"gpu_gib must be a positive number, got {gpu_gib!r}")
+    Float(0).check("gpu_gib", gpu_gib, {})
     if not 0 < usable <= 1:
         raise ValueError(f"usable must be in (0, 1], got {usable!r}")
     return memory.total <= usable * gpu_gib * GIB

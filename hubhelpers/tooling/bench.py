@@ -131,9 +131,9 @@ def training_throughput(steps: int = 30, batch_size: int = 48, seed: int = 0) ->
     from hubhelpers import training as T
     from hubhelpers import world as W
     from hubhelpers.mixture import Mixture
+    from hubhelpers.params import check_int
 
-    if not isinstance(steps, int) or steps < 5:
-        raise ValueError(f"steps must be an int >= 5, got {steps!r}")
+    check_int("steps", steps, low=5)
     tokenizer = M.load_tokenizer("tinyworld")
     config = M.preset("base")
     torch.manual_seed(seed)
