@@ -130,7 +130,8 @@ def finetune_classifier(model, tokenizer, texts: Sequence[str], labels: Sequence
     args = TrainingArguments(output_dir=str(output_dir), num_train_epochs=epochs, learning_rate=lr,
                              per_device_train_batch_size=batch_size, lr_scheduler_type="linear", warmup_steps=0.1,
                              weight_decay=0.01, logging_steps=5, save_strategy="no", report_to="none", seed=seed,
-                             data_seed=seed, use_cpu=overrides.pop("use_cpu", False), **overrides)
+                             data_seed=seed, use_cpu=overrides.pop("use_cpu", False),
+                             dataloader_pin_memory=torch.cuda.is_available(), **overrides)
     trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=DataCollatorWithPadding(tokenizer))
     trainer.train()
     model.eval()

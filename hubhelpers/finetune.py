@@ -7,7 +7,9 @@ is the gold answer. ``follows_instruction`` checks a response against both the i
 
 from __future__ import annotations
 
+import contextlib
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -164,8 +166,9 @@ def sft_config(output_dir: str | Path, steps: int = 200, lr: float = 1e-3, batch
                assistant_only: bool = True, seed: int = 0, **overrides):
     """An ``SFTConfig`` for small CPU runs: fp32, no checkpointing, no saving, no external loggers."""
     settings = {**trainer_settings(output_dir, steps, lr, batch_size, seed), "assistant_only_loss": assistant_only,
-                "max_length": 256, "gradient_checkpointing": False}
-    return SFTConfig(**{**settings, **overrides})
+                "max_length": 256, "activation_checkpointing": False}
+    with checkpointing_renames_hidden():
+        return SFTConfig(**{**settings, **overrides})
 
 
 def release(model):
@@ -175,11 +178,25 @@ def release(model):
     return model
 
 
+@contextlib.contextmanager
+def checkpointing_renames_hidden():
+    """Hide transformers' notices that `gradient_checkpointing*` is now `activation_checkpointing*`, and only those.
+
+    TRL's configs and trainers still use the old names (TRL's own code, not the learner's): the notice teaches
+    nothing in a lesson's output. Every other warning shows as usual.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`(is_)?gradient_checkpointing\w*` is deprecated",
+                                category=FutureWarning)
+        yield
+
+
 def run_trainer(trainer_class, model, tokenizer, dataset, config, callbacks: Sequence = ()):
     """Train `model` in place with a TRL trainer class on `dataset`; returns the trainer (its log in .state)."""
-    trainer = trainer_class(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                            callbacks=list(callbacks) or None)
-    trainer.train()
+    with checkpointing_renames_hidden():
+        trainer = trainer_class(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
+                                callbacks=list(callbacks) or None)
+        trainer.train()
     release(model).eval()  # a later copy.deepcopy(model) must run the copy's weights, not these
     return trainer
 

@@ -121,3 +121,18 @@ def test_accuracy_callback_rejects_bad_input(tiny, world, steps, examples, match
     _, tok = tiny
     with pytest.raises(ValueError, match=match):
         F.accuracy_callback(tok, tasks.instruction_examples(world, 2)[:examples], steps)
+
+
+def test_checkpointing_rename_notices_are_hidden_and_nothing_else(tmp_path):
+    import warnings
+
+    from hubhelpers import dpo, reward
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        configs = [F.sft_config(tmp_path), reward.reward_config(tmp_path), dpo.dpo_config(tmp_path)]
+        with F.checkpointing_renames_hidden():
+            warnings.warn("`gradient_checkpointing_enable` is deprecated", FutureWarning, stacklevel=1)
+            warnings.warn("another future change", FutureWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["another future change"]
+    assert [c.activation_checkpointing for c in configs] == [False, True, True]  # TRL's choices, unchanged
