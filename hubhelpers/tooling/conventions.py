@@ -93,6 +93,11 @@ def colab_cell_source(config: CourseConfig) -> str:
     )
 
 
+def notebooks_in(directory: Path) -> list[Path]:
+    """Return the course notebooks (NN_snake_case.ipynb) in ``directory``, sorted."""
+    return sorted(p for p in directory.glob("*.ipynb") if NAME_RE.match(p.name))
+
+
 # --------------------------------------------------------------------------- cell helpers
 def _code_cells(nb: Any) -> list[tuple[int, Any]]:
     """Return (index, cell) for every code cell."""

@@ -18,7 +18,6 @@ import datetime as dt
 import fnmatch
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
@@ -28,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from hubhelpers import results as R
+from hubhelpers.tooling.conventions import notebooks_in
 
-NOTEBOOK_RE = re.compile(r"^\d{2}_[a-z0-9]+(?:_[a-z0-9]+)*\.ipynb$")
 RUN_METRICS = ("wall_s", "peak_rss_mb")
 POLL_S = 0.2
 MB = 1024 * 1024
@@ -59,7 +58,7 @@ def discover_notebooks(directory: Path, only: Sequence[str] = ()) -> list[Path]:
     """Return notebooks named NN_snake_case.ipynb in ``directory``, sorted, filtered by ``only``."""
     if not directory.is_dir():
         raise FileNotFoundError(f"notebook directory {str(directory)!r} does not exist")
-    found = sorted(p for p in directory.glob("*.ipynb") if NOTEBOOK_RE.match(p.name))
+    found = notebooks_in(directory)
     if not only:
         return found
     unmatched = [token for token in only if not any(_selects(token, p.stem) for p in found)]

@@ -22,12 +22,12 @@ from typing import Any
 from hubhelpers.results import find_project_root
 from hubhelpers.tooling.conventions import (
     BADGE_RE,
-    NAME_RE,
     CourseConfig,
     badge_markdown,
     colab_cell_indices,
     colab_cell_source,
     load_course_config,
+    notebooks_in,
 )
 
 README_ROW_RE = re.compile(r"^\| (?P<num>\d{2}) \|")
@@ -58,11 +58,6 @@ def sync_notebook(nb: Any, name: str, config: CourseConfig) -> Any:
     else:
         out.cells.insert(1 if out.cells else 0, nbformat.v4.new_code_cell(colab_cell_source(config)))
     return out
-
-
-def notebooks_in(directory: Path) -> list[Path]:
-    """Return the course notebooks (NN_snake_case.ipynb) in ``directory``, sorted."""
-    return sorted(p for p in directory.glob("*.ipynb") if NAME_RE.match(p.name))
 
 
 def sync_file(path: Path, config: CourseConfig, *, write: bool) -> bool:
