@@ -206,7 +206,7 @@ def merge_entries(build_dir: Path, filename: str, notebook: str, entries: Mappin
     update_json(build_dir, filename, lambda data: data.setdefault(notebook, {}).update(entries))
 
 
-TIMING_RE = re.compile(r"(?:^|_)(?:s|ms|seconds|latency|speedup|per_s|rss_mb|kwh|co2eq_kg|gflops)$|_per_s_|_ms_")
+TIMING_RE = re.compile(r"(?:^|_)(?:s|ms|seconds|latency|speedup|per_s|rss_mb|kwh|co2eq_kg|gflops)$|_per_s_|_ms_|^latency_")
 
 
 def is_timing(name: str) -> bool:

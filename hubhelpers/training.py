@@ -158,6 +158,11 @@ def make_optimizer(model, cfg: TrainConfig):
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
 
 
+def _format_eval(row: dict) -> str:
+    """'acc 0.912, loss 0.123': an evaluation row for the progress log (numbers to 3 decimals, step left out)."""
+    return ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items() if k != "step")
+
+
 def _answer_loss_backward(model, tokenizer, examples: list, cfg: TrainConfig, result: TrainResult,
                           clock: float) -> tuple[float, float]:
     """Backpropagate the per-example mean answer loss of `examples` in cfg.micro_batches; (loss, clock)."""
@@ -224,7 +229,7 @@ def train(model, tokenizer, sample_batch: Callable[[random.Random, float, int], 
             with torch.inference_mode():
                 result.evals.append({"step": step + 1, **evaluate(model)})
             model.train()
-            bar.write(f"step {step + 1}: {result.evals[-1]}")
+            bar.write(f"step {step + 1}: {_format_eval(result.evals[-1])}")
         result.wall_s = time.perf_counter() - t0
         if checkpoint_dir is not None and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == end):
             save_checkpoint(model, opt, checkpoint_dir, step + 1, result, cfg)

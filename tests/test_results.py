@@ -230,7 +230,8 @@ def test_display_path_never_shows_a_machine_absolute_path(tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("name", ["wall_s", "retrieval_ms_per_query", "train_tokens_per_s", "peak_rss_mb",
-                                  "energy_kwh", "co2eq_kg", "achieved_gflops", "gen_per_s_batched"])
+                                  "energy_kwh", "co2eq_kg", "achieved_gflops", "gen_per_s_batched",
+                                  "latency_ratio_nf4_over_fp32"])
 def test_measurements_of_time_speed_energy_and_memory_are_not_compared(name: str) -> None:
     assert R.is_timing(name) and name not in R.comparable_figures({"nb": {name: 1.0}})["nb"]
 
