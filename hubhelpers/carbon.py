@@ -10,7 +10,6 @@ The calculator is the one behind the ML CO2 impact calculator and the emissions 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from pathlib import Path
 from codecarbon import OfflineEmissionsTracker, OutputMethod
 from codecarbon.external.hardware import CPU
 from codecarbon.input import DataSource
+
+from hubhelpers.params import Float
 
 FLOPS_PER_PARAM_TOKEN = 6  # forward 2·N·D + backward 4·N·D
 
@@ -57,9 +58,7 @@ def published_run(name: str) -> PublishedRun:
 
 def _positive(name: str, value: float, allow_zero: bool = False) -> float:
     """`value` as a float if it is a finite number > 0 (or >= 0), else a ValueError naming it."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be a finite number {'>=' if allow_zero else '>'} 0, got {value!r}")
+    (Float(at_least=0) if allow_zero else Float(0)).check(name, value, {})
     return float(value)
 
 

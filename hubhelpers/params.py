@@ -5,7 +5,9 @@ The cell after a notebook's papermill `parameters` cell is a single call that sa
     check_params(globals(), {
         "SEED": Int(0),                       # an int >= 0 (never a bool)
         "MODEL": Model(),                     # 'tinyworld', a hub id or a local path
-        "LR": Float(0, 1),                    # a number in (0, 1): ints pass (papermill -p LR 1), bools do not
+        "STEPS": Int(10),                     # an int >= 10
+        "LR": Float(0, 1),                    # a number in (0, 1), bools refused
+        "C": Float(0),                        # a number > 0: an int passes too (papermill -p C 2)
         "N_SHOW": Int(1, at_most="N_TEST"),   # a bound may name a parameter listed before it
         "SWEEP_LRS": ListOf(Float(0, 1), min_len=3, increasing=True),
     }, rules=[Rule("SWEEP_LRS", lambda p: p["LR"] in p["SWEEP_LRS"], "include LR={LR}")])
@@ -261,6 +263,14 @@ def _check_values(values: dict[str, Any], spec: Mapping[str, Kind], rules: Seque
         r.check(values, prefix + r.name)
 
 
+def _module_annotations(namespace: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The annotations of a module namespace: `__annotations__` (Python <= 3.13), else its `__annotate__` (PEP 649)."""
+    if "__annotations__" in namespace:
+        return namespace["__annotations__"]
+    annotate = namespace.get("__annotate__")
+    return annotate(1) if callable(annotate) else {}  # 1: annotationlib.Format.VALUE
+
+
 def check_params(namespace: Mapping[str, Any], spec: Mapping[str, Kind], rules: Sequence[Rule] = ()) -> None:
     """Check a notebook's parameters (its annotated UPPER_SNAKE_CASE globals) against `spec`, then `rules`.
 
@@ -268,7 +278,7 @@ def check_params(namespace: Mapping[str, Any], spec: Mapping[str, Kind], rules: 
     a parameter, names one that is not declared, or disagrees with an annotation (int: Int, float: Float,
     str: Str/Model/Choice of strs, bool: Bool, list: ListOf).
     """
-    annotations = {n: a for n, a in namespace.get("__annotations__", {}).items() if PARAMETER_NAME.fullmatch(n)}
+    annotations = {n: a for n, a in _module_annotations(namespace).items() if PARAMETER_NAME.fullmatch(n)}
     _check_spec(spec, annotations, rules, "the parameters cell")
     unset = [n for n in spec if n not in namespace]
     if unset:

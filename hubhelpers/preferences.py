@@ -19,7 +19,7 @@ from datasets import Dataset
 
 from hubhelpers import tasks
 from hubhelpers import world as W
-from hubhelpers.params import check_int
+from hubhelpers.params import Float, check_int
 
 PREFERRED_STYLE = "sentence"
 STYLES = {
@@ -107,8 +107,7 @@ def chat_preference_pairs(world: W.World, n: int, seed: int = 0, names: frozense
 
 def split_people(world: W.World, held_out_fraction: float = 0.25, seed: int = 0) -> tuple[frozenset, frozenset]:
     """(training names, held-out names): a random split of the world's training people."""
-    if not 0 < held_out_fraction < 1:
-        raise ValueError(f"held_out_fraction must be in (0, 1), got {held_out_fraction!r}")
+    Float(0, 1).check("held_out_fraction", held_out_fraction, {})
     names = sorted(p.name for p in world.train)
     random.Random(f"split-people-{seed}").shuffle(names)
     k = max(1, round(held_out_fraction * len(names)))

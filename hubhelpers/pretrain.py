@@ -79,6 +79,7 @@ def quick_eval(world: W.World, tokenizer, n: int = 64):
 def capability_figures(model, tokenizer, world: W.World, n: int = 300) -> dict:
     """Greedy-decoding accuracies behind the gates (fixed evaluation seed 0, n questions each)."""
     def accuracy(examples) -> float:
+        """Greedy exact-match accuracy of the model on `examples`."""
         return answer_accuracy(model, tokenizer, examples)[0]
 
     closed_held = tasks.closed_book_questions(world, "heldout", n)

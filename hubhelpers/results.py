@@ -27,6 +27,8 @@ from typing import Any
 
 from filelock import FileLock
 
+from hubhelpers.params import check_int
+
 Scalar = float | int | bool
 Value = Scalar | dict[str, Scalar]
 
@@ -126,7 +128,7 @@ def _check_bound(name: str, label: str, bound: object) -> float | None:
     if bound is None:
         return None
     if isinstance(bound, bool) or not isinstance(bound, numbers.Real) or not math.isfinite(float(bound)):
-        raise ValueError(f"expect({name!r}): {label}={bound!r} must be a finite number or None")
+        raise ValueError(f"band of {name!r}: {label}={bound!r} must be a finite number or None")
     return float(bound)
 
 
@@ -134,9 +136,9 @@ def validate_band(name: str, at_least: object, at_most: object) -> tuple[float |
     """Return the validated (at_least, at_most) band; at least one bound, low <= high."""
     low, high = _check_bound(name, "at_least", at_least), _check_bound(name, "at_most", at_most)
     if low is None and high is None:
-        raise ValueError(f"expect({name!r}): give at_least=, at_most= or both")
+        raise ValueError(f"band of {name!r}: give at_least=, at_most= or both")
     if low is not None and high is not None and low > high:
-        raise ValueError(f"expect({name!r}): empty band, at_least={low} > at_most={high}")
+        raise ValueError(f"band of {name!r}: empty band, at_least={low} > at_most={high}")
     return low, high
 
 
@@ -206,7 +208,8 @@ def merge_entries(build_dir: Path, filename: str, notebook: str, entries: Mappin
     update_json(build_dir, filename, lambda data: data.setdefault(notebook, {}).update(entries))
 
 
-TIMING_RE = re.compile(r"(?:^|_)(?:s|ms|seconds|latency|speedup|per_s|rss_mb|kwh|co2eq_kg|gflops)$|_per_s_|_ms_|^latency_")
+TIMING_RE = re.compile(r"(?:^|_)(?:s|ms|seconds|latency|speedup|per_s|rss_mb|kwh|co2eq_kg|gflops)$"
+                       r"|_per_s_|_ms_|^latency_")
 
 
 def is_timing(name: str) -> bool:
@@ -321,8 +324,7 @@ class Results:
         validate_name(name, "plot")
         if not callable(getattr(fig, "savefig", None)):
             raise TypeError(f"savefig({name!r}): expected a matplotlib Figure, got {type(fig).__name__}")
-        if isinstance(dpi, bool) or not isinstance(dpi, int) or dpi <= 0:
-            raise ValueError(f"savefig({name!r}): dpi={dpi!r} must be a positive int")
+        check_int("dpi", dpi)
         path = self.build_dir / FIGURES_DIR / self.notebook / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=dpi, bbox_inches="tight")

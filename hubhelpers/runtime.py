@@ -17,6 +17,8 @@ import matplotlib as mpl
 import numpy as np
 import torch
 
+from hubhelpers.params import check_int
+
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 REPORTED_PACKAGES = (
     "transformers",
@@ -45,11 +47,7 @@ PLOT_DEFAULTS: dict[str, Any] = {
 
 def validate_seed(seed: object) -> int:
     """Return ``seed`` if it is an int in [0, 2**32 - 1], else raise naming the bad value."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be a non-negative int, got {seed!r} ({type(seed).__name__})")
-    if not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"seed must be in [0, {MAX_SEED}], got {seed!r}")
-    return seed
+    return check_int("seed", seed, low=0, high=MAX_SEED)
 
 
 def seed_everything(seed: int, *, deterministic: bool = False) -> int:

@@ -30,7 +30,7 @@ from transformers import HfArgumentParser
 from hubhelpers import finetune as F
 from hubhelpers import world as W
 from hubhelpers.models import load_model
-from hubhelpers.params import check_int
+from hubhelpers.params import Float, check_int
 from hubhelpers.runtime import seed_everything
 
 
@@ -54,8 +54,7 @@ class SFTScriptArguments:
         for name in ("steps", "batch_size", "n_train"):
             check_int(f"--{name}", getattr(self, name))
         check_int("--n_eval", self.n_eval, low=0)
-        if not 0 < self.lr < 1:
-            raise ValueError(f"--lr must be in (0, 1), got {self.lr!r}")
+        Float(0, 1).check("--lr", self.lr, {})
         check_int("--seed", self.seed, low=0)
 
 

@@ -188,9 +188,10 @@ def train(model, tokenizer, sample_batch: Callable[[random.Random, float, int], 
 
     The default loss is the per-example mean answer loss of the sampled examples (in cfg.micro_batches);
     `loss_fn(model, sample)` replaces it for an objective of several parts (e.g. a weighted sum of two tasks'
-    losses plus a penalty), `sample` being whatever sample_batch returned. Only parameters that require a
-    gradient train. `stop_after` ends the run early at that step (the schedule still spans cfg.steps), so a
-    long run can be split across sessions and resumed from its checkpoint.
+    losses plus a penalty), `sample` being whatever sample_batch returned; it then encodes the sample itself (its
+    time counts as "forward"), cfg.micro_batches does not apply and tokens_seen is not counted. Only parameters
+    that require a gradient train. `stop_after` ends the run early at that step (the schedule still spans
+    cfg.steps), so a long run can be split across sessions and resumed from its checkpoint.
     """
     opt = make_optimizer(model, cfg)
     result, start = TrainResult(), 0

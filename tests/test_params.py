@@ -223,3 +223,11 @@ def test_check_fields_refuses_a_spec_that_misses_a_field():
 
     with pytest.raises(TypeError, match="the checks of Partial .*no check for seed"):
         check_fields(Partial(), {"steps": Int(1)})
+
+
+def test_annotations_are_read_from_annotate_where_python_has_no_annotations_dict():
+    """Python 3.14 (PEP 649) gives exec'd module code an `__annotate__` function instead of `__annotations__`."""
+    namespace = {"STEPS": 5, "__annotate__": lambda fmt: {"STEPS": int} if fmt == 1 else NotImplemented}
+    check_params(namespace, {"STEPS": Int(1)})
+    with pytest.raises(TypeError, match="STEPS"):
+        check_params(namespace, {"STEPS": Float(0)})

@@ -117,8 +117,8 @@ def test_reward_model_loss_falls_and_it_ranks_trained_pairs(tiny, world, tmp_pat
     torch.manual_seed(0)
     rm = reward.reward_model_from(model)
     assert rm.config.num_labels == 1
-    trainer = reward.train_reward_model(rm, tok, pairs, reward.reward_config(tmp_path, steps=30, lr=3e-3, batch_size=8,
-                                                                   disable_tqdm=True, logging_steps=1))
+    config = reward.reward_config(tmp_path, steps=30, lr=3e-3, batch_size=8, disable_tqdm=True, logging_steps=1)
+    trainer = reward.train_reward_model(rm, tok, pairs, config)
     losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
     assert losses[-1] < losses[0]
     assert reward.pair_accuracy(rm, tok, pairs) == 1.0
@@ -160,7 +160,7 @@ def test_the_kl_penalty_holds_the_policy_near_the_reference(tiny, world):
         policy = copy.deepcopy(model)
         cfg = rl.RLConfig(steps=30, batch_size=16, lr=1e-2, lam=0.0, beta=beta, max_new_tokens=4, seed=0)
         final_kl[beta] = sum(rl.reinforce(policy, model, tok, examples, toy_reward, cfg,
-                                         progress=False).series("kl")[-5:]) / 5
+                                          progress=False).series("kl")[-5:]) / 5
     assert final_kl[1.0] < 0.5 * final_kl[0.0]
 
 

@@ -30,7 +30,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hubhelpers import models as M
+from hubhelpers import pretrain as P
 from hubhelpers import results as R
+from hubhelpers import training as T
+from hubhelpers import world as W
+from hubhelpers.chains import minilm_embeddings
+from hubhelpers.mixture import Mixture
+from hubhelpers.models import load_model
+from hubhelpers.params import check_int
+from hubhelpers.retrieval import open_store
+from hubhelpers.tasks import closed_book_questions
+from hubhelpers.tooling import course
 from hubhelpers.tooling.sync import update_readme
 
 BENCH_FILE = "bench.json"
@@ -111,11 +122,6 @@ class MinimalGPT(nn.Module):
 
 def _token_batches(tokenizer, steps: int, batch_size: int, seed: int) -> list:
     """Pre-encoded pretraining batches (the same for both models), `steps` of them."""
-    from hubhelpers import pretrain as P
-    from hubhelpers import training as T
-    from hubhelpers import world as W
-    from hubhelpers.mixture import Mixture
-
     sample = P.batch_sampler(W.make_world(), Mixture())
     batches = []
     for step in range(steps):
@@ -126,13 +132,6 @@ def _token_batches(tokenizer, steps: int, batch_size: int, seed: int) -> list:
 
 def training_throughput(steps: int = 30, batch_size: int = 48, seed: int = 0) -> dict:
     """Tokens/s of the course's train() on the base preset (phase split) vs a minimal GPT on the same batches."""
-    from hubhelpers import models as M
-    from hubhelpers import pretrain as P
-    from hubhelpers import training as T
-    from hubhelpers import world as W
-    from hubhelpers.mixture import Mixture
-    from hubhelpers.params import check_int
-
     check_int("steps", steps, low=5)
     tokenizer = M.load_tokenizer("tinyworld")
     config = M.preset("base")
@@ -172,10 +171,6 @@ def training_throughput(steps: int = 30, batch_size: int = 48, seed: int = 0) ->
 # --------------------------------------------------------------------------- generation and retrieval
 def generation_throughput(n_prompts: int = 16, new_tokens: int = 32) -> dict:
     """Generated tokens/s of the shipped model: all prompts in one left-padded batch vs one prompt at a time."""
-    from hubhelpers import world as W
-    from hubhelpers.models import load_model
-    from hubhelpers.tasks import closed_book_questions
-
     model, tokenizer = load_model("tinyworld")
     prompts = [ex.prompt for ex in closed_book_questions(W.make_world(), "train", n_prompts)]
     kwargs = {"max_new_tokens": new_tokens, "min_new_tokens": new_tokens, "do_sample": False,
@@ -197,10 +192,6 @@ def generation_throughput(n_prompts: int = 16, new_tokens: int = 32) -> dict:
 
 def retrieval_latency(n_documents: int = 280, n_queries: int = 50) -> dict:
     """Mean ms per query (embed the query with MiniLM, search a Chroma collection of TinyWorld bios)."""
-    from hubhelpers import world as W
-    from hubhelpers.chains import minilm_embeddings
-    from hubhelpers.retrieval import open_store
-
     world = W.make_world()
     people = (list(world.train) + list(world.heldout))[:n_documents]
     rng = random.Random(0)
@@ -298,8 +289,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the bench; print the table; write build/bench.json; return 1 when a budget is missed."""
-    from hubhelpers.tooling import course
-
     args = parse_args(argv)
     root = R.find_project_root() or Path.cwd()
     build_dir = R.find_build_dir()
