@@ -119,9 +119,9 @@ def reinforce(policy, reference, tokenizer, examples: Sequence[dict], reward_fn:
 
     reward_fn(batch examples, reply texts) -> (r_env, r_h) float tensors; the loop maximises
     E[r_env + lam * r_h] - beta * KL(pi || pi_ref). The reward term is estimated by REINFORCE from the sampled
-    replies; the KL term is differentiated exactly, summed over the vocabulary at every reply position (as GRPO
-    puts it in the loss), rather than estimated from the one sampled reply, whose log-ratio is too noisy to hold
-    the policy once it has moved.
+    replies; the KL term is in the loss (as in GRPO) but differentiated exactly, summed over the vocabulary at
+    every reply position, rather than estimated from the sampled tokens (GRPO's estimator) or put into the reward
+    as the one-sample log-ratio, which is too noisy to hold the policy once it has moved.
     """
     if not examples:
         raise ValueError("reinforce needs at least one prompt example, got none")
