@@ -9,7 +9,7 @@ import torch
 from trl import DPOConfig, DPOTrainer
 
 from hubhelpers.evaluation import batches
-from hubhelpers.finetune import checkpointing_renames_hidden, run_trainer, trainer_settings
+from hubhelpers.finetune import run_trainer, trainer_settings, trl_config
 from hubhelpers.params import Float
 from hubhelpers.preferences import chosen_rate, pair_dataset
 from hubhelpers.rl import sequence_logprob
@@ -19,9 +19,8 @@ def dpo_config(output_dir: str | Path, steps: int = 100, lr: float = 1e-3, batch
                seed: int = 0, **overrides):
     """A ``DPOConfig`` for small CPU runs (sigmoid DPO loss with temperature `beta`)."""
     Float(0).check("beta", beta, {})
-    settings = {**trainer_settings(output_dir, steps, lr, batch_size, seed), "beta": beta, "max_length": 128}
-    with checkpointing_renames_hidden():
-        return DPOConfig(**{**settings, **overrides})
+    return trl_config(DPOConfig, trainer_settings(output_dir, steps, lr, batch_size, seed),
+                      {"beta": beta, "max_length": 128}, overrides)
 
 
 def dpo_train(model, tokenizer, pairs: Sequence[dict], config):

@@ -164,10 +164,15 @@ def trainer_settings(output_dir: str | Path, steps: int, lr: float, batch_size: 
 def sft_config(output_dir: str | Path, steps: int = 200, lr: float = 1e-3, batch_size: int = 16,
                assistant_only: bool = True, seed: int = 0, **overrides):
     """An ``SFTConfig`` for small CPU runs: fp32, no checkpointing, no saving, no external loggers."""
-    settings = {**trainer_settings(output_dir, steps, lr, batch_size, seed), "assistant_only_loss": assistant_only,
-                "max_length": 256, "activation_checkpointing": False}
+    return trl_config(SFTConfig, trainer_settings(output_dir, steps, lr, batch_size, seed),
+                      {"assistant_only_loss": assistant_only, "max_length": 256, "activation_checkpointing": False},
+                      overrides)
+
+
+def trl_config(config_class, settings: dict, lesson: dict, overrides: dict):
+    """A TRL config from trainer_settings, the lesson's own settings and the caller's overrides (later ones win)."""
     with checkpointing_renames_hidden():
-        return SFTConfig(**{**settings, **overrides})
+        return config_class(**{**settings, **lesson, **overrides})
 
 
 def release(model):

@@ -11,7 +11,7 @@ from transformers import AutoModelForSequenceClassification
 from trl import RewardConfig, RewardTrainer
 
 from hubhelpers.evaluation import batches
-from hubhelpers.finetune import checkpointing_renames_hidden, run_trainer, trainer_settings
+from hubhelpers.finetune import run_trainer, trainer_settings, trl_config
 from hubhelpers.params import Float
 from hubhelpers.preferences import chosen_rate, pair_dataset
 
@@ -36,9 +36,8 @@ def reward_model_from(model):
 def reward_config(output_dir: str | Path, steps: int = 100, lr: float = 1e-3, batch_size: int = 16, seed: int = 0,
                   **overrides):
     """A ``RewardConfig`` for small CPU runs: fp32, no saving, no external loggers."""
-    settings = {**trainer_settings(output_dir, steps, lr, batch_size, seed), "max_length": 128}
-    with checkpointing_renames_hidden():
-        return RewardConfig(**{**settings, **overrides})
+    return trl_config(RewardConfig, trainer_settings(output_dir, steps, lr, batch_size, seed), {"max_length": 128},
+                      overrides)
 
 
 def train_reward_model(rm, tokenizer, pairs: Sequence[dict], config):

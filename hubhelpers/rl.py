@@ -16,6 +16,7 @@ from hubhelpers.finetune import chat_prompt, release, sft_train, stop_token_ids
 from hubhelpers.models import logits_at
 from hubhelpers.params import Float, Int, check_fields
 from hubhelpers.reward import combined_reward
+from hubhelpers.training import TRAIN_FIELDS
 
 
 def supervised_policy(model, tokenizer, demonstrations: Sequence[dict], config):
@@ -97,9 +98,9 @@ class RLConfig:
     seed: int = 0
 
     def __post_init__(self):
-        check_fields(self, {"steps": Int(1), "batch_size": Int(1), "lr": Float(0, 1), "lam": Float(at_least=0),
-                            "beta": Float(at_least=0), "max_new_tokens": Int(1), "temperature": Float(0),
-                            "grad_clip": Float(0), "seed": Int(0)})
+        shared = {name: TRAIN_FIELDS[name] for name in ("steps", "batch_size", "lr", "grad_clip", "seed")}
+        check_fields(self, {**shared, "lam": Float(at_least=0), "beta": Float(at_least=0), "max_new_tokens": Int(1),
+                            "temperature": Float(0)})
 
 
 @dataclass

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hubhelpers.params import PARAMETER_NAME
+
 NAME_RE = re.compile(r"^\d{2}_[a-z0-9]+(?:_[a-z0-9]+)*\.ipynb$")
-PARAM_NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 GITHUB_RE = re.compile(r"^https://github\.com/(?P<owner>[\w.-]+)/(?P<name>[\w.-]+?)(?:\.git)?/?$")
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 BADGE_RE = re.compile(r"\[!\[Open in Colab\]\([^)]*\)\]\([^)]*\)", re.IGNORECASE)
@@ -140,7 +141,7 @@ def _check_assignment(stmt: ast.stmt, lines: list[str]) -> list[str]:
     if not isinstance(stmt, ast.AnnAssign) or not isinstance(stmt.target, ast.Name):
         return [f"parameters cell line {stmt.lineno}: only `NAME: type = literal  # comment` is allowed"]
     name, problems = stmt.target.id, []
-    if not PARAM_NAME_RE.match(name):
+    if not PARAMETER_NAME.fullmatch(name):
         problems.append(f"parameter {name!r} must be UPPER_SNAKE_CASE")
     try:
         ast.literal_eval(stmt.value) if stmt.value is not None else None
