@@ -14,7 +14,7 @@ NB_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 MPLBACKE
 NO_NET := unshare -rn sh -c 'ip link set lo up && exec "$$@"' sh env -u HF_HUB_OFFLINE -u TRANSFORMERS_OFFLINE \
           -u HF_DATASETS_OFFLINE MPLBACKEND=Agg
 
-.PHONY: install course seeds bench test lint unit nbval browser-test lab sync-notebooks lock base-model clean distclean
+.PHONY: install course seeds models bench test lint unit nbval browser-test lab sync-notebooks lock base-model clean distclean
 
 install: $(STAMP)
 
@@ -37,6 +37,14 @@ course: $(STAMP)
 SEED2  ?= 1
 seeds: $(STAMP)
 	$(NO_NET) $(PY) -m hubhelpers.tooling.course --build-dir build/seed$(SEED2) -p SEED $(SEED2)
+
+# Every notebook on three model directories built here from configs (no download): the shipped weights re-housed
+# in Mistral, a random GPT-2 with its own tokenizer, a random 32k-vocabulary GQA Qwen2. Writes build/models/MATRIX.md
+# and matrix.json; about three course runs, so not in .ci/run (tests/test_matrix.py runs two notebooks of it).
+# M="--models random-gpt2 --only 05 08" etc.
+M      ?=
+models: $(STAMP)
+	$(NO_NET) $(PY) -m hubhelpers.tooling.matrix $(M)
 
 # Every notebook, then training / generation / retrieval throughput: a table against the budgets,
 # build/bench.json (compared with the previous one), and README's CPU-time column. B="--skip-course" etc.

@@ -9,7 +9,7 @@ import torch
 from trl import DPOConfig, DPOTrainer
 
 from hubhelpers.evaluation import batches
-from hubhelpers.finetune import run_trainer, trainer_settings, trl_config
+from hubhelpers.finetune import run_trainer, stop_token_ids, trainer_settings, trl_config
 from hubhelpers.params import Float
 from hubhelpers.preferences import chosen_rate, pair_dataset
 from hubhelpers.rl import sequence_logprob
@@ -32,14 +32,14 @@ def reply_logprobs(model, tokenizer, prompts: Sequence[list], replies: Sequence[
     """log pi(reply | prompt) of each assistant reply (its tokens and the end-of-turn token), as a tensor."""
     if len(prompts) != len(replies) or not prompts:
         raise ValueError(f"need as many prompts as replies (>= 1), got {len(prompts)} and {len(replies)}")
-    rows = []
+    rows, stops = [], set(stop_token_ids(tokenizer))
     for p, r in zip(prompts, replies):
         head = tokenizer(tokenizer.apply_chat_template(list(p), tokenize=False, add_generation_prompt=True),
                          add_special_tokens=False)["input_ids"]
         full = tokenizer(tokenizer.apply_chat_template(list(p) + [{"role": "assistant", "content": r}],
                                                        tokenize=False), add_special_tokens=False)["input_ids"]
-        end = tokenizer.convert_tokens_to_ids("<|end|>")
-        stop = full.index(end, len(head)) + 1 if end in full[len(head):] else len(full)
+        ends = [k for k in range(len(head), len(full)) if full[k] in stops]  # the reply ends at the end of its turn
+        stop = ends[0] + 1 if ends else len(full)
         rows.append((full[:stop], len(head)))
     out = []
     for chunk in batches(rows, batch_size):

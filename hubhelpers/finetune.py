@@ -8,6 +8,7 @@ is the gold answer. ``follows_instruction`` checks a response against both the i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import warnings
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from trl import SFTConfig, SFTTrainer
 from hubhelpers import tasks
 from hubhelpers import world as W
 from hubhelpers.evaluation import batches, normalise
+from hubhelpers.models import has_generation_markers
 from hubhelpers.params import Float, Int, ListOf, check_int
 
 END_OF_TURN = "<|end|>"
@@ -52,10 +54,20 @@ def instruction_splits(world: W.World, n_train: int, n_test: int, seed: int = 0)
     return train, test
 
 
-def chat_dataset(examples: Sequence[dict], assistant: bool = True):
-    """A ``datasets.Dataset`` with one 'messages' column (the conversational format TRL expects)."""
+def chat_dataset(examples: Sequence[dict], assistant: bool = True, prompt_completion: bool = False):
+    """A ``datasets.Dataset`` in one of TRL's conversational formats.
+
+    'messages' (the whole conversation) by default; with `prompt_completion`, 'prompt' (the turns before the
+    assistant's) and 'completion' (the assistant's turn), for which TRL computes the loss on the completion only,
+    with any chat template (no {% generation %} markers needed).
+    """
     if not examples:
         raise ValueError("chat_dataset needs at least one example, got none")
+    if prompt_completion:
+        return Dataset.from_dict({"prompt": [[m for m in ex["messages"] if m["role"] != "assistant"]
+                                             for ex in examples],
+                                  "completion": [[m for m in ex["messages"] if m["role"] == "assistant"]
+                                                 for ex in examples]})
     rows = [ex["messages"] if assistant else [m for m in ex["messages"] if m["role"] != "assistant"]
             for ex in examples]
     return Dataset.from_dict({"messages": rows})
@@ -68,10 +80,18 @@ def chat_prompt(tokenizer, example: dict) -> str:
 
 
 def assistant_token_mask(tokenizer, example: dict) -> list[tuple[str, bool]]:
-    """(token, is trained on) for every token of the rendered conversation with assistant-only loss."""
-    out = tokenizer.apply_chat_template(example["messages"], tokenize=True, return_dict=True,
-                                        return_assistant_tokens_mask=True)
-    return [(tokenizer.decode([i]), bool(m)) for i, m in zip(out["input_ids"], out["assistant_masks"])]
+    """(token, is trained on) for every token of the rendered conversation with assistant-only loss.
+
+    With {% generation %} markers the template says which tokens are the assistant's; without them the rendered
+    prompt (add_generation_prompt=True) is masked and the rest is trained on, as TRL's prompt-completion format does.
+    """
+    if has_generation_markers(tokenizer):
+        out = tokenizer.apply_chat_template(example["messages"], tokenize=True, return_dict=True,
+                                            return_assistant_tokens_mask=True)
+        return [(tokenizer.decode([i]), bool(m)) for i, m in zip(out["input_ids"], out["assistant_masks"])]
+    ids = tokenizer.apply_chat_template(example["messages"], tokenize=True, return_dict=True)["input_ids"]
+    n_prompt = len(tokenizer(chat_prompt(tokenizer, example), add_special_tokens=False)["input_ids"])
+    return [(tokenizer.decode([i]), k >= n_prompt) for k, i in enumerate(ids)]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -206,8 +226,16 @@ def run_trainer(trainer_class, model, tokenizer, dataset, config, callbacks: Seq
 
 
 def sft_train(model, tokenizer, examples: Sequence[dict], config, callbacks: Sequence = ()):
-    """Fine-tune `model` in place with TRL's SFTTrainer on chat `examples`; returns the trainer (log in .state)."""
-    return run_trainer(SFTTrainer, model, tokenizer, chat_dataset(examples), config, callbacks)
+    """Fine-tune `model` in place with TRL's SFTTrainer on chat `examples`; returns the trainer (log in .state).
+
+    A chat template with {% generation %} markers trains on whole conversations with `assistant_only_loss`; any
+    other template gets the prompt-completion format, whose `completion_only_loss` masks the same tokens.
+    """
+    if has_generation_markers(tokenizer):
+        return run_trainer(SFTTrainer, model, tokenizer, chat_dataset(examples), config, callbacks)
+    with checkpointing_renames_hidden():
+        config = dataclasses.replace(config, assistant_only_loss=False, completion_only_loss=config.assistant_only_loss)
+    return run_trainer(SFTTrainer, model, tokenizer, chat_dataset(examples, prompt_completion=True), config, callbacks)
 
 
 def accuracy_callback(tokenizer, examples: Sequence[dict], at_steps: Sequence[int]):

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import torch
 from peft import LoraConfig, get_peft_model
+from transformers.pytorch_utils import Conv1D
 
 from .params import check_int
 
@@ -22,11 +23,40 @@ _QUIET = ("`is_gradient_checkpointing` is deprecated", "Model has `tie_word_embe
           "Model with `tie_word_embeddings=True`")
 
 
-def lora_targets(name: str) -> tuple[str, ...]:
-    """The module names of a named adapter placement (a key of TARGET_SETS)."""
+def lora_targets(name: str, model=None) -> tuple[str, ...]:
+    """The module names of a named adapter placement (a key of TARGET_SETS): Llama's names, or `model`'s own.
+
+    With a model, the names are read from it (`model_targets`), so 'attn' is GPT-2's attn.c_attn and attn.c_proj,
+    Qwen2's q/k/v/o_proj, and so on; PEFT matches each name as the end of a module's dotted name.
+    """
     if name not in TARGET_SETS:
         raise ValueError(f"LoRA targets must be one of {sorted(TARGET_SETS)}, got {name!r}")
-    return TARGET_SETS[name]
+    if model is None:
+        return TARGET_SETS[name]
+    attention, block, io = model_targets(model)
+    return (attention if name.startswith("attn") else block) + (io if name.endswith("+io") else ())
+
+
+def model_targets(model) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(attention linears, all block linears, input embedding + output layer) of `model`, in module order.
+
+    A linear is any nn.Linear or GPT-2 Conv1D except the output layer; it is 'attention' when a parent module's
+    name mentions attn/attention. A short name shared by two kinds of layer (GPT-2's c_proj, in attention and in
+    the MLP) keeps its parent (attn.c_proj, mlp.c_proj) so that each names one kind only.
+    """
+    out_layer = model.get_output_embeddings()
+    names = {id(m): n for n, m in model.named_modules()}
+    linears = [n for n, m in model.named_modules()
+               if isinstance(m, (torch.nn.Linear, Conv1D)) and m is not out_layer]
+    parents: dict[str, set[str]] = {}
+    for n in linears:
+        parents.setdefault(n.split(".")[-1], set()).add(".".join(n.split(".")[-2:-1]))
+    keys = list(dict.fromkeys(n.split(".")[-1] if len(parents[n.split(".")[-1]]) == 1 else ".".join(n.split(".")[-2:])
+                              for n in linears))
+    attention = tuple(k for k in keys if any(
+        "attn" in part or "attention" in part for n in linears if n.endswith(k) for part in n.split(".")[:-1]))
+    io = tuple(names[id(m)].split(".")[-1] for m in (model.get_input_embeddings(), out_layer) if m is not None)
+    return attention, tuple(keys), io
 
 
 def untie_output_embeddings(model):
@@ -54,6 +84,7 @@ def lora_model(model, r: int, alpha: float, target_modules: Sequence[str], dropo
     if not target_modules:
         raise ValueError(f"target_modules must name at least one module, got {target_modules!r}")
     names = {name.split(".")[-1] for name, _ in model.named_modules()}
+    names |= {".".join(name.split(".")[-2:]) for name, _ in model.named_modules()}
     missing = [t for t in target_modules if t not in names]
     if missing:
         raise ValueError(f"LoRA target modules {missing!r} are not in the model; it has e.g. "

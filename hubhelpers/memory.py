@@ -1,5 +1,9 @@
-"""A memory planner for Llama-architecture models: parameter counts and the bytes of weights, LoRA adapters,
-gradients and AdamW states for full fine-tuning, LoRA and QLoRA, computed from a config alone (no weights).
+"""A memory planner: parameter counts and the bytes of weights, LoRA adapters, gradients and AdamW states for full
+fine-tuning, LoRA and QLoRA, computed from a config alone (no weights).
+
+Llama-architecture configs (Llama, Mistral, a dict of their fields) are read by hand (``modules``, the lesson's
+arithmetic); any other transformers config (GPT-2, Qwen2...) is instantiated on PyTorch's ``meta`` device, which
+allocates no memory, and its weight-carrying modules are listed from it.
 
 What is counted (and what is not):
 - weights at fp32/fp16/bf16 (4/2/2 bytes), int8 (1 byte + one fp32 scale per output row, as bitsandbytes'
@@ -18,8 +22,13 @@ sequence length. ``fits`` therefore only uses a fraction (``usable``) of the GPU
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+import torch
+from transformers import AutoModelForCausalLM, PretrainedConfig
+from transformers.pytorch_utils import Conv1D
 
 from .lora import BLOCK_LINEARS, TARGET_SETS
 from .params import Float, check_int
@@ -29,6 +38,7 @@ WEIGHT_FORMATS = ("fp32", "fp16", "bf16", "int8", "nf4")
 METHODS = ("full", "lora", "qlora")
 ALL_TARGETS = TARGET_SETS["blocks+io"]
 GIB = 2**30
+LLAMA_LAYOUT = ("llama", "mistral")  # model types whose modules `modules` lists by hand
 NF4_BLOCK = 64  # bitsandbytes' default 4-bit block size
 NESTED_BLOCK = 256  # block size of the double-quantized (8-bit) absmax constants
 
@@ -92,7 +102,13 @@ def llama_shape(config) -> LlamaShape:
 
 
 def modules(config) -> list[Module]:
-    """Every weight-carrying module of a Llama model (blocks grouped by count); a tied lm_head is omitted."""
+    """Every weight-carrying module (blocks grouped by count); a tied lm_head is omitted.
+
+    A Llama-layout config (or a dict, or a LlamaShape) is read by hand; any other transformers config is
+    instantiated on the meta device (no memory) and its modules are listed (`meta_modules`).
+    """
+    if isinstance(config, PretrainedConfig) and config.model_type not in LLAMA_LAYOUT:
+        return meta_modules(config)
     s = config if isinstance(config, LlamaShape) else llama_shape(config)
     h, layers = s.hidden_size, s.num_hidden_layers
     q, kv = s.num_attention_heads * s.head_dim, s.num_key_value_heads * s.head_dim
@@ -109,6 +125,34 @@ def modules(config) -> list[Module]:
     if not s.tie_word_embeddings:
         out.append(Module("lm_head", "linear", h, s.vocab_size))
     return out
+
+
+def meta_modules(config) -> list[Module]:
+    """The weight-carrying modules of any causal-LM config, from a model built on the meta device (grouped by count).
+
+    Linear layers (and GPT-2's Conv1D, stored transposed) are 'linear', embeddings 'embedding'; anything else
+    holding parameters (layer norms) is 'norm' with its parameter count. Tied weights are counted once. A module
+    is named by its last two name parts ('mlp.c_fc'), the top-level ones by their own ('lm_head').
+    """
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    seen, found = set(), Counter()
+    for name, m in model.named_modules():
+        own = [p for p in m.parameters(recurse=False) if id(p) not in seen]
+        seen.update(id(p) for p in own)
+        if not own:
+            continue
+        short = ".".join(name.split(".")[-2:])  # 'attn.c_proj' and 'mlp.c_proj' are different layers
+        if isinstance(m, (torch.nn.Linear, Conv1D)):
+            d_in, d_out = (m.weight.shape[0], m.weight.shape[1]) if isinstance(m, Conv1D) else \
+                (m.in_features, m.out_features)
+            found[Module(short, "linear", d_in, d_out, 1, m.bias is not None)] += 1
+        elif isinstance(m, torch.nn.Embedding):
+            found[Module(short, "embedding", m.num_embeddings, m.embedding_dim)] += 1
+        else:
+            n = sum(p.numel() for p in own)
+            found[Module(short, "norm", n, n)] += 1
+    return [Module(m.name, m.kind, m.d_in, m.d_out, count, m.bias) for m, count in found.items()]
 
 
 def parameter_count(config) -> int:
@@ -155,14 +199,29 @@ def weight_bytes(config, fmt: str = "fp32", other_dtype: str = "fp32", skip_modu
 def lora_parameters(config, r: int, target_modules: Sequence[str] = BLOCK_LINEARS) -> int:
     """Parameters of LoRA adapters of rank r: r * (d_in + d_out) for each targeted module."""
     check_int("LoRA rank r", r)
+    if isinstance(config, PretrainedConfig) and config.model_type not in LLAMA_LAYOUT:
+        known = [m for m in meta_modules(config) if m.kind != "norm"]
+        emb = next((m for m in known if m.kind == "embedding"), None)  # the token embedding comes first
+        if config.tie_word_embeddings and emb is not None:
+            known.append(Module("lm_head", "linear", emb.d_out, emb.d_in))
+        return _adapter_parameters(known, r, target_modules)
     s = config if isinstance(config, LlamaShape) else llama_shape(config)
-    known = {m.name: m for m in modules(s) if m.kind != "norm"}
+    known = [m for m in modules(s) if m.kind != "norm"]
     if s.tie_word_embeddings:
-        known["lm_head"] = Module("lm_head", "linear", s.hidden_size, s.vocab_size)
-    bad = [t for t in target_modules if t not in known]
+        known.append(Module("lm_head", "linear", s.hidden_size, s.vocab_size))
+    return _adapter_parameters(known, r, target_modules)
+
+
+def _adapter_parameters(known: Sequence[Module], r: int, target_modules: Sequence[str]) -> int:
+    """r * (d_in + d_out) for each module of `known` that a name of `target_modules` ends (as PEFT matches them)."""
+    def targeted(m: Module, t: str) -> bool:
+        return m.name == t or m.name.endswith("." + t)
+
+    bad = [t for t in target_modules if not any(targeted(m, t) for m in known)]
     if bad or not target_modules:
-        raise ValueError(f"unknown LoRA target modules {list(target_modules)!r}; accepted: {sorted(known)}")
-    return sum(known[t].count * r * (known[t].d_in + known[t].d_out) for t in target_modules)
+        raise ValueError(f"unknown LoRA target modules {list(target_modules)!r}; accepted: "
+                         f"{sorted({m.name for m in known})}")
+    return sum(m.count * r * (m.d_in + m.d_out) for m in known if any(targeted(m, t) for t in target_modules))
 
 
 @dataclass

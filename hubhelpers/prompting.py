@@ -27,6 +27,9 @@ CLOZE_STEMS: dict[str, str] = {
     "fruit": "{n}'s favourite fruit is the",
     "instrument": "{n} plays the",
 }
+# Llama 2's chat format (meta-llama/Llama-2-*-chat-hf), written out as text: [INST] ... [/INST] around each user turn,
+# the system prompt inside <<SYS>> ... <</SYS>> in the first one. Shown beside the course model's own in notebook 03.
+LLAMA2_CHAT_FORMAT = "<s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST]"
 # Text templates; {question} is the question, {name} and {relation} come from the example's meta.
 TEMPLATES: dict[str, str] = {
     "qa": "Q: {question}\nA:",  # the format the base model was pretrained on

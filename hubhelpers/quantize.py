@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from transformers.pytorch_utils import Conv1D
 
 from .params import check_int
 
@@ -109,9 +110,14 @@ def relative_error(x, x_hat) -> float:
 
 
 def quantizable_linears(model, skip: tuple[str, ...] = ("lm_head",)) -> dict:
-    """name -> nn.Linear for every linear layer of `model` except those whose name ends with one in `skip`."""
+    """name -> linear layer (nn.Linear or GPT-2's Conv1D) of `model`, except names ending with one in `skip`."""
     return {name: m for name, m in model.named_modules()
-            if isinstance(m, torch.nn.Linear) and name.split(".")[-1] not in skip}
+            if isinstance(m, (torch.nn.Linear, Conv1D)) and name.split(".")[-1] not in skip}
+
+
+def out_by_in(layer):
+    """The layer's weight as (out_features, in_features): nn.Linear stores it so, GPT-2's Conv1D transposed."""
+    return layer.weight.T if isinstance(layer, Conv1D) else layer.weight
 
 
 def fake_quantize_model(model, bits: int, scheme: str = "absmax", granularity: str = "block",
@@ -132,10 +138,10 @@ def fake_quantize_model(model, bits: int, scheme: str = "absmax", granularity: s
     done = set()
     with torch.no_grad():
         for layer in linears.values():
-            w = layer.weight
-            if id(w) in done:
+            w = out_by_in(layer)  # rows are output channels, for every layer type
+            if id(layer.weight) in done:
                 continue
-            done.add(id(w))
+            done.add(id(layer.weight))
             w.copy_(fake_quantize(w, bits, scheme, granularity, block_size))
             saved += w.numel() * 4.0 - quantized_nbytes(tuple(w.shape), bits, scheme, granularity, block_size)
     return {"fp32_bytes": total, "quantized_bytes": total - saved}

@@ -27,6 +27,16 @@ def tiny_chat_model_dir(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_gpt2_dir(tmp_path_factory):
+    """A random GPT-2 with its own tokenizer, no chat template and no pad token (the matrix's random-gpt2)."""
+    from hubhelpers.tooling.matrix import build_random_gpt2
+
+    path = tmp_path_factory.mktemp("models") / "random-gpt2"
+    build_random_gpt2(path)
+    return path
+
+
 @pytest.fixture(scope="module")
 def world():
     """The default TinyWorld (the one the shipped model was trained on)."""

@@ -93,14 +93,30 @@ def test_run_measured_timeout_kills(tmp_path: Path) -> None:
 
 def test_band_rows_and_status(tmp_path: Path) -> None:
     figures = {"acc": 0.9, "wall_s": 1.0, "curve": {"0": 0.1}}
-    bands = {"acc": {"at_least": 0.8, "at_most": None, "value": 0.9, "passed": True}}
+    bands = {"acc": {"at_least": 0.8, "at_most": None, "value": 0.9, "passed": True}}  # written before band kinds
     assert course.band_rows(figures, bands) == [
-        ("acc", "0.9", ">= 0.8", "✅ pass"),
-        ("curve", "{0: 0.1}", "–", "recorded"),
+        ("acc", "0.9", ">= 0.8", "mechanism", "✅ pass"),
+        ("curve", "{0: 0.1}", "–", "–", "recorded"),
     ]
     run = course.RunResult("00_a", 0, 1.0, 10.0, tmp_path / "o", tmp_path / "l")
     assert course.notebook_status(run, bands) == "passed"
     assert course.notebook_status(run, {"acc": {**bands["acc"], "passed": False}}) == "failed"
+    unchecked = {"acc": {**bands["acc"], "passed": False, "kind": "shipped", "checked": False}}
+    assert course.notebook_status(run, unchecked) == "passed"  # another model: reported, not a failure
+    assert course.band_rows({}, unchecked)[0][3:] == (
+        "shipped", "not checked for this model (outside the shipped model's band)")
+
+
+def test_parameters_reach_only_the_notebooks_that_declare_them(tmp_path: Path) -> None:
+    with_model = write_notebook(tmp_path / "00_a.ipynb", [], params='MODEL: str = "tinyworld"  # m\nSEED: int = 0')
+    without = write_notebook(tmp_path / "01_b.ipynb", [], params="SEED: int = 0  # s")
+    assert course.declared_parameters(with_model) == {"MODEL", "SEED"}
+    flags = ["-p", "MODEL", "x", "-r", "SEED", "1", "-y", "A: 2"]
+    assert course.parameters_for(flags, {"MODEL", "SEED"}) == flags
+    assert course.parameters_for(flags, course.declared_parameters(without)) == ["-r", "SEED", "1", "-y", "A: 2"]
+    args = course.parse_args(["-p", "MODEL", "x", "-p", "MODLE", "y"])
+    assert course.undeclared_parameters(args, [with_model, without]) == ["MODLE"]
+    assert course.main(["--notebooks", str(tmp_path), "--build-dir", str(tmp_path / "b"), "-p", "MODLE", "y"]) == 2
 
 
 @pytest.mark.timeout(600)
@@ -112,7 +128,7 @@ def test_course_end_to_end_with_a_failing_notebook(
         nbdir / "00_good.ipynb",
         [
             "from hubhelpers.results import Results\nres = Results('00_good')",
-            "res.record('x_seen', X)\nres.expect('x_seen', at_least=5, at_most=5)",
+            "res.record('x_seen', X)\nres.expect('x_seen', at_least=5, at_most=5, kind='mechanism')",
             "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2])\n"
             "res.savefig(fig, 'line')",
         ],
@@ -120,7 +136,7 @@ def test_course_end_to_end_with_a_failing_notebook(
     write_notebook(
         nbdir / "01_bad_band.ipynb",
         ["from hubhelpers.results import Results\nres = Results('01_bad_band')",
-         "res.record('acc', 0.2)\nres.expect('acc', at_least=0.85)"],
+         "res.record('acc', 0.2)\nres.expect('acc', at_least=0.85, kind='mechanism')"],
     )
     write_notebook(nbdir / "02_after_failure.ipynb", ["from hubhelpers.results import Results",
                                                       "Results('02_after_failure').record('ran', True)"])
@@ -140,8 +156,8 @@ def test_course_end_to_end_with_a_failing_notebook(
         assert (build / "executed" / f"{name}.ipynb").exists()
     report = (build / "REPORT.md").read_text()
     assert "| 00_good | passed |" in report and "| 01_bad_band | failed |" in report
-    assert "| acc | 0.2 | >= 0.85 | ❌ FAIL |" in report
-    assert "| x_seen | 5 | [5, 5] | ✅ pass |" in report
+    assert "| acc | 0.2 | >= 0.85 | mechanism | ❌ FAIL |" in report
+    assert "| x_seen | 5 | [5, 5] | mechanism | ✅ pass |" in report
     assert "![line](figures/00_good/line.png)" in report and (build / "figures/00_good/line.png").exists()
 
     # a re-run of one notebook starts from a clean slate for it and keeps the others' figures

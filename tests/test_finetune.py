@@ -5,7 +5,7 @@ import pytest
 from hubhelpers import finetune as F
 from hubhelpers import tasks
 from hubhelpers import world as W
-from hubhelpers.models import load_model
+from hubhelpers.models import chat_tokenizer, has_generation_markers, load_model
 
 
 def test_splits_never_test_a_trained_question(world):
@@ -136,3 +136,27 @@ def test_checkpointing_rename_notices_are_hidden_and_nothing_else(tmp_path):
             warnings.warn("another future change", FutureWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["another future change"]
     assert [c.activation_checkpointing for c in configs] == [False, True, True]  # TRL's choices, unchanged
+
+
+@pytest.mark.parametrize("assistant_only", [True, False])
+def test_sft_on_a_base_model_without_a_chat_template(tiny_gpt2_dir, world, tmp_path, assistant_only):
+    """No template: the plain User:/Assistant: one, and TRL's prompt-completion format masks the prompt."""
+    model, tok = load_model(str(tiny_gpt2_dir), device="cpu")
+    tok = chat_tokenizer(tok)
+    assert not has_generation_markers(tok)
+    train = F.instruction_splits(world, 64, 8)[0]
+    reply = train[0]["messages"][-1]["content"]
+    table = F.assistant_token_mask(tok, train[0])
+    assert "".join(t for t, m in table if m).strip() == reply + tok.eos_token  # the reply and its eos
+    before = [p.detach().clone() for p in model.parameters()]
+    cfg = F.sft_config(tmp_path, steps=12, lr=1e-2, batch_size=8, assistant_only=assistant_only,
+                       logging_steps=1, disable_tqdm=True)
+    trainer = F.sft_train(model, tok, train, cfg)
+    steps, losses = F.logged_losses(trainer)
+    assert steps[-1] == 12 and losses[-1] < losses[0]
+    assert any(not (a == b).all() for a, b in zip(before, model.parameters()))
+    row = trainer.train_dataset[0]  # TRL folds the completion mask into the labels (-100 = not trained on)
+    n_trained = sum(label != -100 for label in row["labels"])
+    assert 0 < n_trained <= len(row["input_ids"])
+    assert (n_trained < len(row["input_ids"])) == assistant_only
+    assert trainer.args.completion_only_loss is assistant_only and not trainer.args.assistant_only_loss

@@ -79,3 +79,17 @@ def test_named_target_sets_are_the_block_modules_and_bad_names_are_named(fresh_t
     assert set(L.lora_targets("attn+io")) - set(L.lora_targets("attn")) == {"embed_tokens", "lm_head"}
     with pytest.raises(ValueError, match=r"attn\+io.*'mlp'"):
         L.lora_targets("mlp")
+
+
+def test_targets_are_read_from_the_model(tiny, tiny_gpt2_dir):
+    from hubhelpers.models import load_model
+
+    for key in L.TARGET_SETS:  # a Llama model gets the Llama names
+        assert L.lora_targets(key, tiny[0]) == L.lora_targets(key)
+    gpt2, _ = load_model(str(tiny_gpt2_dir), device="cpu")
+    assert L.lora_targets("attn", gpt2) == ("c_attn", "attn.c_proj")  # not the MLP's c_proj
+    assert L.lora_targets("blocks+io", gpt2) == ("c_attn", "attn.c_proj", "c_fc", "mlp.c_proj", "wte", "lm_head")
+    wrapped = L.lora_model(gpt2, r=2, alpha=4.0, target_modules=L.lora_targets("attn", gpt2))
+    adapted = sorted(n.removeprefix("base_model.model.") for n, m in wrapped.named_modules() if hasattr(m, "lora_A"))
+    assert adapted == ["transformer.h.0.attn.c_attn", "transformer.h.0.attn.c_proj", "transformer.h.1.attn.c_attn",
+                       "transformer.h.1.attn.c_proj"]

@@ -97,3 +97,16 @@ def test_bad_inputs_are_named():
         MEM.parameter_count({"vocab_size": 10})
     with pytest.raises(ValueError, match="gpu_gib"):
         MEM.fits(MEM.plan(SMALL), -1)
+
+
+def test_any_architecture_is_planned_from_a_meta_device_model(tiny_gpt2_dir):
+    """GPT-2 (Conv1D, learned positions, tied head): the planner's count equals the real model's, with no memory."""
+    from hubhelpers.lora import lora_model, lora_targets, trainable_fraction
+    from hubhelpers.models import load_model
+
+    model, _ = load_model(str(tiny_gpt2_dir), device="cpu")
+    assert MEM.parameter_count(model.config) == sum(p.numel() for p in model.parameters())
+    assert MEM.weight_bytes(model.config, "fp32") == model.get_memory_footprint()
+    targets = lora_targets("blocks", model)
+    expected = MEM.lora_parameters(model.config, 4, targets)
+    assert trainable_fraction(lora_model(model, r=4, alpha=8.0, target_modules=targets))[0] == expected

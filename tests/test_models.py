@@ -98,3 +98,29 @@ def test_missing_local_dir_and_unknown_hub_id_offline(tmp_path, monkeypatch):
 def test_bad_loader_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         M.load_model(**kwargs)
+
+
+def test_is_shipped_names_the_shipped_models_only(tmp_path):
+    assert M.is_shipped("tinyworld") and M.is_shipped(str(M.shipped_model_dir()))
+    assert M.is_shipped("tinyworld", "minilm") and M.is_shipped("sentence-transformers/all-MiniLM-L6-v2")
+    assert not M.is_shipped("HuggingFaceTB/SmolLM2-135M") and not M.is_shipped("tinyworld", str(tmp_path))
+
+
+def test_chat_tokenizer_keeps_a_template_and_gives_a_base_model_the_plain_one(tiny, tiny_gpt2_dir):
+    _, course_tok = tiny
+    assert M.chat_tokenizer(course_tok) is course_tok and M.has_generation_markers(course_tok)
+    _, base_tok = M.load_model(str(tiny_gpt2_dir), device="cpu")
+    plain = M.chat_tokenizer(base_tok)
+    assert plain is not base_tok and not base_tok.chat_template  # the loaded tokenizer is left as it was
+    messages = [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."}]
+    assert plain.apply_chat_template(messages, tokenize=False) == f"User: Q?\nAssistant: A.{plain.eos_token}\n"
+    assert plain.apply_chat_template(messages[:1], tokenize=False, add_generation_prompt=True) == "User: Q?\nAssistant:"
+    assert not M.has_generation_markers(plain)
+
+
+def test_first_up_projection_by_architecture(tiny, tiny_gpt2_dir):
+    assert M.first_up_projection(tiny[0])[0] == "model.layers.0.mlp.up_proj"
+    gpt2, _ = M.load_model(str(tiny_gpt2_dir), device="cpu")
+    assert M.first_up_projection(gpt2)[0] == "transformer.h.0.mlp.c_fc"
+    with pytest.raises(ValueError, match="no module named one of"):
+        M.first_up_projection(torch.nn.Linear(2, 2))

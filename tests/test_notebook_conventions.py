@@ -136,6 +136,10 @@ def check(nb: Any, tmp_path: Path, name: str = "05_full_fine_tuning.ipynb") -> l
 
 def test_good_notebook_has_no_violations(tmp_path: Path) -> None:
     assert check(good_notebook(), tmp_path) == []
+    nb = good_notebook()
+    _append("from hubhelpers.models import is_shipped\nfrom hubhelpers.results import Results\n"
+            'res = Results("05_full_fine_tuning", shipped=is_shipped(MODEL))')(nb)
+    assert check(nb, tmp_path) == []
 
 
 def _set(index: int, source: str) -> Callable[[Any], None]:
@@ -223,6 +227,14 @@ BAD_CASES: dict[str, tuple[Callable[[Any], None], str]] = {
         "no hand-written `assert`",
     ),
     "no validation cell": (lambda nb: nb.cells.pop(3), "validation cell must hold only imports"),
+    "results without shipped flag": (
+        _append('from hubhelpers.results import Results\nres = Results("05_full_fine_tuning")'),
+        "must pass shipped=is_shipped(MODEL) (found no shipped=)",
+    ),
+    "results with a constant shipped flag": (
+        _append('from hubhelpers.results import Results\nres = Results("05_full_fine_tuning", shipped=True)'),
+        "must pass shipped=is_shipped(MODEL) (found True)",
+    ),
 }
 
 

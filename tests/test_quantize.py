@@ -75,3 +75,18 @@ def test_bad_inputs_are_named():
         Q.quantize(x, 4, granularity="row")
     with pytest.raises(ValueError, match="block_size=64"):
         Q.quantize(x, 4, granularity="block")
+
+
+def test_gpt2_conv1d_layers_are_quantized_by_output_channel(tiny_gpt2_dir):
+    from transformers.pytorch_utils import Conv1D
+
+    from hubhelpers.models import load_model
+
+    model, _ = load_model(str(tiny_gpt2_dir), device="cpu")
+    linears = Q.quantizable_linears(model)
+    assert linears and all(isinstance(m, Conv1D) for m in linears.values()) and "lm_head" not in linears
+    layer = linears["transformer.h.0.mlp.c_fc"]
+    assert Q.out_by_in(layer).shape == (layer.nf, layer.weight.shape[0])  # (out, in), as nn.Linear stores it
+    expected = Q.fake_quantize(Q.out_by_in(layer).detach().clone(), 4, "absmax", "channel", 64)
+    Q.fake_quantize_model(model, 4, "absmax", "channel")
+    assert torch.equal(Q.out_by_in(layer), expected)

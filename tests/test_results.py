@@ -76,59 +76,60 @@ def test_bad_names_rejected(res: Results, bad: object) -> None:
 
 def test_expect_passes_and_records_band(res: Results, tmp_path: Path) -> None:
     res.record("acc", 0.9)
-    assert res.expect("acc", at_least=0.85) == 0.9
-    res.expect("acc", at_least=0.5, at_most=1.0)
+    assert res.expect("acc", at_least=0.85, kind="mechanism") == 0.9
+    res.expect("acc", at_least=0.5, at_most=1.0, kind="mechanism")
     band = read(tmp_path / "bands.json")["01_lm_probability"]["acc"]
-    assert band == {"at_least": 0.5, "at_most": 1.0, "value": 0.9, "passed": True}
+    assert band == {"at_least": 0.5, "at_most": 1.0, "value": 0.9, "passed": True, "kind": "mechanism",
+                    "checked": True}
 
 
 def test_expect_failure_names_figure_value_and_band(res: Results, tmp_path: Path) -> None:
     res.record("model_perplexity", 25.0)
     with pytest.raises(AssertionError, match=r"'model_perplexity' = 25 .*band <= 20"):
-        res.expect("model_perplexity", at_most=20.0)
+        res.expect("model_perplexity", at_most=20.0, kind="mechanism")
     assert R.load_bands(tmp_path)["01_lm_probability"]["model_perplexity"]["passed"] is False
 
 
 def test_check_records_then_expects(res: Results, tmp_path: Path) -> None:
-    assert res.check("acc", 0.9, at_least=0.85) == 0.9
+    assert res.check("acc", 0.9, at_least=0.85, kind="mechanism") == 0.9
     assert R.load_results(tmp_path)["01_lm_probability"]["acc"] == 0.9
     assert R.load_bands(tmp_path)["01_lm_probability"]["acc"]["passed"] is True
     with pytest.raises(AssertionError, match=r"'loss' = 3 .*band <= 1"):
-        res.check("loss", 3.0, at_most=1.0)
+        res.check("loss", 3.0, at_most=1.0, kind="mechanism")
     assert R.load_results(tmp_path)["01_lm_probability"]["loss"] == 3.0  # recorded even when it fails
 
 
 def test_check_with_a_bad_band_writes_nothing(res: Results, tmp_path: Path) -> None:
     with pytest.raises((ValueError, TypeError)):
-        res.check("acc", 0.9, at_least="high")
+        res.check("acc", 0.9, at_least="high", kind="mechanism")
     assert "acc" not in R.load_results(tmp_path).get("01_lm_probability", {})
 
 
 def test_expect_both_bounds_message(res: Results) -> None:
     res.record("ratio", 2.0)
     with pytest.raises(AssertionError, match=r"\[0.1, 0.9\]"):
-        res.expect("ratio", at_least=0.1, at_most=0.9)
+        res.expect("ratio", at_least=0.1, at_most=0.9, kind="mechanism")
 
 
 def test_expect_bounds_are_inclusive(res: Results) -> None:
     res.record("edge", 1.0)
-    assert res.expect("edge", at_least=1.0, at_most=1.0) == 1.0
+    assert res.expect("edge", at_least=1.0, at_most=1.0, kind="mechanism") == 1.0
 
 
 def test_expect_on_mapping_is_a_type_error(res: Results) -> None:
     res.record("acc_by_shots", {"0": 0.1, "8": 0.6})
     with pytest.raises(TypeError, match="scalar only"):
-        res.expect("acc_by_shots", at_least=0.0)
+        res.expect("acc_by_shots", at_least=0.0, kind="mechanism")
 
 
 def test_expect_unrecorded_figure(res: Results) -> None:
     with pytest.raises(KeyError, match="was not recorded"):
-        res.expect("missing", at_least=0)
+        res.expect("missing", at_least=0, kind="mechanism")
 
 
 def test_expect_reads_value_recorded_by_another_instance(tmp_path: Path) -> None:
     Results("02_x", tmp_path).record("loss", 1.5)
-    assert Results("02_x", tmp_path).expect("loss", at_most=2) == 1.5
+    assert Results("02_x", tmp_path).expect("loss", at_most=2, kind="mechanism") == 1.5
 
 
 @pytest.mark.parametrize(
@@ -143,7 +144,7 @@ def test_expect_reads_value_recorded_by_another_instance(tmp_path: Path) -> None
 def test_expect_validates_band(res: Results, low: object, high: object, match: str) -> None:
     res.record("x", 1.0)
     with pytest.raises(ValueError, match=match):
-        res.expect("x", at_least=low, at_most=high)  # type: ignore[arg-type]
+        res.expect("x", at_least=low, at_most=high, kind="mechanism")  # type: ignore[arg-type]
 
 
 def test_concurrent_records_all_land(tmp_path: Path) -> None:
@@ -160,7 +161,7 @@ def test_concurrent_records_all_land(tmp_path: Path) -> None:
 def test_record_run_metrics_and_clear(tmp_path: Path) -> None:
     res = Results("03_x", tmp_path)
     res.record("acc", 0.5)
-    res.expect("acc", at_least=0.1)
+    res.expect("acc", at_least=0.1, kind="mechanism")
     R.record_run_metrics(tmp_path, "03_x", 1.234, 456.78)
     assert R.load_results(tmp_path)["03_x"] == {"acc": 0.5, "wall_s": 1.23, "peak_rss_mb": 456.8}
     R.clear_notebook(tmp_path, "03_x")
@@ -240,3 +241,43 @@ def test_measurements_of_time_speed_energy_and_memory_are_not_compared(name: str
                                   "acc_with_retrieval", "store_records"])
 def test_effects_are_compared_between_runs(name: str) -> None:
     assert not R.is_timing(name) and R.comparable_figures({"nb": {name: 1.0}}) == {"nb": {name: 1.0}}
+
+
+def test_shipped_band_is_raised_for_the_shipped_model(tmp_path: Path) -> None:
+    res = Results("09_x", tmp_path, shipped=True)
+    with pytest.raises(AssertionError, match=r"'known_rate' = 0.5 .* <= 0.1 \(shipped check\)"):
+        res.check("known_rate", 0.5, at_most=0.1, kind=R.SHIPPED)
+    assert R.load_bands(tmp_path)["09_x"]["known_rate"] == {
+        "at_least": None, "at_most": 0.1, "value": 0.5, "passed": False, "kind": "shipped", "checked": True}
+
+
+def test_shipped_band_is_reported_not_raised_for_another_model(tmp_path: Path, capsys) -> None:
+    res = Results("09_x", tmp_path, shipped=False)
+    assert res.check("known_rate", 0.5, at_most=0.1, kind=R.SHIPPED) == 0.5
+    line = "known_rate = 0.5: the shipped model's band is <= 0.1; not checked for this model\n"
+    assert capsys.readouterr().out == line
+    band = R.load_bands(tmp_path)["09_x"]["known_rate"]
+    assert (band["passed"], band["checked"], band["kind"]) == (False, False, "shipped")
+    assert res.check("inside", 0.05, at_most=0.1, kind=R.SHIPPED) == 0.05  # in band: recorded as passed, unchecked
+    assert R.load_bands(tmp_path)["09_x"]["inside"]["passed"] is True
+
+
+def test_mechanism_band_is_raised_for_any_model(tmp_path: Path) -> None:
+    res = Results("05_x", tmp_path, shipped=False)
+    with pytest.raises(AssertionError, match=r"\(mechanism check\)"):
+        res.check("sgd_diff", 1e-3, at_most=1e-6, kind=R.MECHANISM)
+    assert R.load_bands(tmp_path)["05_x"]["sgd_diff"]["checked"] is True
+
+
+@pytest.mark.parametrize("kind", [None, "shipped-model", "MECHANISM", True])
+def test_band_kind_must_be_named(res: Results, tmp_path: Path, kind: object) -> None:
+    with pytest.raises(ValueError, match=r"kind=.*accepted: 'mechanism', 'shipped'"):
+        res.check("acc", 0.9, at_least=0.5, kind=kind)  # type: ignore[arg-type]
+    assert "acc" not in R.load_results(tmp_path).get("01_lm_probability", {})
+    with pytest.raises(TypeError, match="kind"):
+        res.check("acc", 0.9, at_least=0.5)  # type: ignore[call-arg]
+
+
+def test_shipped_flag_must_be_a_bool(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="shipped must be True or False, got 'tinyworld'"):
+        Results("05_x", tmp_path, shipped="tinyworld")  # type: ignore[arg-type]

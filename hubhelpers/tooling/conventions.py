@@ -193,6 +193,35 @@ def check_validation_cell(nb: Any) -> list[str]:
     return problems
 
 
+MODEL_PARAMETERS = ("MODEL", "ENCODER")
+
+
+def check_shipped_flag(nb: Any) -> list[str]:
+    """A notebook with a MODEL / ENCODER parameter builds its Results with shipped=is_shipped(those parameters).
+
+    Its SHIPPED bands are then raised for the shipped models only, and reported for any other model.
+    """
+    params = next((c for c in nb.cells if "parameters" in _tags(c)), None)
+    try:
+        declared = {n.target.id for n in ast.parse(params.source).body
+                    if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)} if params else set()
+    except SyntaxError:
+        return []  # check_parameters reports it
+    needed = [name for name in MODEL_PARAMETERS if name in declared]
+    problems = []
+    for i, cell in _code_cells(nb):
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call) and ast.unparse(n.func) == "Results"):
+            flag = next((ast.unparse(k.value) for k in call.keywords if k.arg == "shipped"), "")
+            if needed and flag != f"is_shipped({', '.join(needed)})":
+                problems.append(f"cell {i}: Results(...) must pass shipped=is_shipped({', '.join(needed)}) "
+                                f"(found {flag or 'no shipped='}): SHIPPED bands hold for the shipped models only")
+    return problems
+
+
 def _is_colab_guard(stmt: ast.stmt) -> bool:
     """True for `if "google.colab" in sys.modules:` with no else branch."""
     if not isinstance(stmt, ast.If) or stmt.orelse:
@@ -323,6 +352,7 @@ def check_notebook(path: Path, config: CourseConfig) -> list[str]:
         lambda: check_intro(nb, config, path.name),
         lambda: check_parameters(nb),
         lambda: check_validation_cell(nb),
+        lambda: check_shipped_flag(nb),
         lambda: check_colab_cell(nb, config),
         lambda: check_clean(nb),
         lambda: check_kernelspec(nb),
