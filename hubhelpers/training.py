@@ -46,6 +46,44 @@ class TrainConfig:
         check_fields(self, TRAIN_FIELDS)
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """A row of RECIPES: how a notebook's learning rate and batch size, tuned on the shipped model, carry over."""
+
+    name: str
+    up_to_params: float  # the row applies to models with at most this many parameters
+    lr_factor: float  # times the notebook's learning rate
+    batch_factor: float  # times its batch size (rounded, at least 1)
+
+    def lr(self, lr: float) -> float:
+        """The learning rate for this row, from the notebook's shipped-model value."""
+        Float(0, 1).check("lr", lr, {})
+        return lr * self.lr_factor
+
+    def batch(self, batch_size: int) -> int:
+        """The batch size for this row (at least 1), from the notebook's shipped-model value."""
+        Int(1).check("batch_size", batch_size, {})
+        return max(1, round(batch_size * self.batch_factor))
+
+
+# Recipes by model size. The notebooks' values are tuned on the shipped model (656k parameters) and measured there:
+# that row multiplies by 1, so the shipped model's runs are unchanged. Bigger models are fine-tuned with smaller
+# steps (the usual full fine-tuning rates are ~1e-4 for ~100M parameters and ~2e-5 for 7B; LoRA's ~10x the full
+# rate, as in the notebooks), and a 7B model's activations need smaller batches. Step counts carry over unchanged:
+# each notebook's task has the same size whatever the model. Only the first row is measured by the course.
+RECIPES = (
+    Recipe("tiny: up to 10M parameters (the shipped model; the matrix's random models)", 1e7, 1.0, 1.0),
+    Recipe("small: up to 1B parameters (SmolLM2-135M/360M, Qwen2.5-0.5B)", 1e9, 0.1, 1.0),
+    Recipe("large: over 1B parameters (Llama-2-7B and up: LoRA/QLoRA on a GPU)", math.inf, 0.02, 0.25),
+)
+
+
+def recipe_for(n_params: int) -> Recipe:
+    """The row of RECIPES for a model of `n_params` parameters."""
+    Int(1).check("n_params", n_params, {})
+    return next(r for r in RECIPES if n_params <= r.up_to_params)
+
+
 # What each field of a training run accepts; configs that embed a run (ForgetConfig) check their copies with it.
 TRAIN_FIELDS = {
     "steps": Int(1),

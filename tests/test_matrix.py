@@ -55,3 +55,16 @@ def test_two_notebooks_run_to_their_end_on_a_random_gpt2(tiny_gpt2_dir: Path, tm
     assert all(cell["ran_to_end"] and cell["status"] == "passed" for cell in column.values())
     assert all(cell["not_checked"] > 0 for cell in column.values())  # the shipped-model bands: reported
     assert "random-gpt2" in (tmp_path / "models" / "MATRIX.md").read_text()
+
+
+def test_readme_column_from_the_matrix() -> None:
+    ok, bad = M.cell_verdict(True, {}, False), M.cell_verdict(False, {}, False)
+    matrix = {"rehoused-mistral": {"02_x": M.NO_MODEL, "05_y": ok},
+              "random-gpt2": {"02_x": M.NO_MODEL, "05_y": bad},
+              "random-gqa-32k": {"02_x": M.NO_MODEL}}  # 05 not run on every model yet: left as it is
+    assert M.readme_cells(matrix) == {"02": "– – –"}
+    matrix["random-gqa-32k"]["05_y"] = ok
+    assert M.readme_cells(matrix)["05"] == "✅ ❌ ✅"
+    text = "| # | notebook | CPU time | other models |\n|---|---|---|---|\n| 05 | [y](n.ipynb) | ≈40 s | – |\n"
+    assert M.update_readme_column(text, M.README_COLUMN, M.readme_cells(matrix)).endswith(
+        "| 05 | [y](n.ipynb) | ≈40 s | ✅ ❌ ✅ |\n")

@@ -190,3 +190,22 @@ def test_scored_positions_loss_equals_all_logits_loss(setup, make):
     grads = [(n, p.grad, q.grad) for (n, p), q in zip(fast.named_parameters(), slow.parameters()) if p.requires_grad]
     assert grads and all(g is not None and torch.allclose(g, h, atol=1e-6) for _, g, h in grads), \
         [n for n, g, h in grads if g is None or not torch.allclose(g, h, atol=1e-6)]
+
+
+def test_recipes_by_size_leave_the_shipped_model_as_tuned():
+    from hubhelpers.training import RECIPES, recipe_for
+
+    shipped = recipe_for(656_000)
+    assert shipped is RECIPES[0] and (shipped.lr(3e-3), shipped.batch(32)) == (3e-3, 32)  # its figures cannot move
+    small = recipe_for(135_000_000)
+    assert small.lr(1e-3) == pytest.approx(1e-4) and small.batch(16) == 16
+    llama = recipe_for(6_738_415_616)  # Llama-2-7B
+    assert llama.lr(1e-2) == pytest.approx(2e-4) and llama.batch(32) == 8 and llama.batch(2) == 1
+    factors = [r.lr_factor for r in RECIPES]
+    assert factors == sorted(factors, reverse=True)  # bigger models, smaller steps
+    with pytest.raises(ValueError, match="n_params must be an int >= 1, got 0"):
+        recipe_for(0)
+    with pytest.raises(ValueError, match="lr must be"):
+        shipped.lr(2.0)
+    with pytest.raises(ValueError, match="batch_size must be"):
+        shipped.batch(0)

@@ -49,9 +49,14 @@ from hubhelpers.mixture import pretraining_corpus
 from hubhelpers.models import load_model
 from hubhelpers.runtime import seed_everything
 from hubhelpers.tooling import course
+from hubhelpers.tooling.sync import update_readme_column
 from hubhelpers.world import make_world
 
 MATRIX_DIR = "models"
+README_COLUMN = "other models"
+# A notebook without a MODEL parameter (02 trains its own model, 13's model is its ENCODER) runs as by default.
+NO_MODEL = {"status": "not applicable", "ran_to_end": None, "failed_bands": [], "not_checked": 0,
+            "not_checked_outside": []}
 CHATML_TEMPLATE = (  # ChatML, as many chat models write it: no {% generation %} markers
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -172,6 +177,8 @@ def cell_verdict(ran: bool, bands: Mapping[str, Any], all_bands: bool) -> dict[s
 
 def verdict_text(cell: Mapping[str, Any]) -> str:
     """The MATRIX.md text of one cell."""
+    if cell["status"] == NO_MODEL["status"]:
+        return "no MODEL parameter (trains its own / uses ENCODER): the default run"
     if cell["status"] == "failed":
         why = ", ".join(cell["failed_bands"]) or "stopped before its end"
         return f"❌ failed: {why}"
@@ -196,14 +203,24 @@ def render_matrix(matrix: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def readme_cells(matrix: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict[str, str]:
+    """The README course map's 'other models' cells: one mark a model, in MODELS order ('07': '✅ ✅ ❌')."""
+    marks = {"passed": "✅", "failed": "❌", NO_MODEL["status"]: "–"}
+    notebooks = sorted({nb for column in matrix.values() for nb in column})
+    return {nb[:2]: " ".join(marks[matrix[m][nb]["status"]] for m in MODELS) for nb in notebooks
+            if all(nb in matrix.get(m, {}) for m in MODELS)}
+
+
 def run_model(model: MatrixModel, root: Path, only: Sequence[str]) -> dict[str, Any]:
     """Run the course (or `only` some notebooks) with MODEL = this model's directory; return its matrix column."""
     model_dir, build_dir = root / model.name / "model", root / model.name / "build"
     notebooks = course.discover_notebooks((R.find_project_root() or Path.cwd()) / "notebooks", only)
-    runs = course.run_course(notebooks, build_dir, "python3", ["-p", "MODEL", str(model_dir)])
+    takes_model = [nb for nb in notebooks if "MODEL" in course.declared_parameters(nb)]
+    runs = course.run_course(takes_model, build_dir, "python3", ["-p", "MODEL", str(model_dir)])
     (build_dir / "REPORT.md").write_text(course.render_report(runs, build_dir) + "\n", encoding="utf-8")
     bands = R.load_bands(build_dir)
-    return {run.name: cell_verdict(run.ok, bands.get(run.name, {}), model.all_bands) for run in runs}
+    column = {nb.stem: NO_MODEL for nb in notebooks if nb not in takes_model}
+    return column | {run.name: cell_verdict(run.ok, bands.get(run.name, {}), model.all_bands) for run in runs}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -233,6 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         matrix[name] = {**matrix.get(name, {}), **run_model(MODELS[name], root, args.only)}
     R.write_json_atomic(path, matrix)
     (root / "MATRIX.md").write_text(render_matrix(matrix), encoding="utf-8")
+    readme = (R.find_project_root() or Path.cwd()) / "README.md"
+    if readme_cells(matrix) and readme.is_file():  # the README's column, for notebooks every model has run
+        text = readme.read_text(encoding="utf-8")
+        readme.write_text(update_readme_column(text, README_COLUMN, readme_cells(matrix)), encoding="utf-8")
     failed = [(m, nb) for m, column in matrix.items() for nb, cell in column.items() if cell["status"] == "failed"]
     print(f"matrix: {R.display_path(root / 'MATRIX.md')}; " + (f"{len(failed)} failed: {failed}" if failed else
                                                                 "every cell passed"))

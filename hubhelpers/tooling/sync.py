@@ -114,17 +114,21 @@ def with_module_table(text: str, table: str) -> str:
 
 def update_readme(text: str, wall_s: Mapping[str, float]) -> str:
     """Rewrite the CPU-time column of the README course map from measured notebook times."""
-    by_number = {name[:2]: seconds for name, seconds in wall_s.items()}
-    header = next((line for line in text.splitlines() if line.startswith("| # |") and "CPU time" in line), None)
+    return update_readme_column(text, "CPU time", {name[:2]: f"≈{_round_seconds(s)} s" for name, s in wall_s.items()})
+
+
+def update_readme_column(text: str, column_name: str, values: Mapping[str, str]) -> str:
+    """Rewrite one column of the README course map: ``values`` maps a notebook number ('07') to its cell text."""
+    header = next((line for line in text.splitlines() if line.startswith("| # |") and column_name in line), None)
     if header is None:
-        raise ValueError("README has no course-map table with a 'CPU time' column")
-    column = [c.strip() for c in header.strip("|").split("|")].index("CPU time")
+        raise ValueError(f"README has no course-map table with a {column_name!r} column")
+    column = [c.strip() for c in header.strip("|").split("|")].index(column_name)
     out = []
     for line in text.splitlines(keepends=True):
         match = README_ROW_RE.match(line)
-        if match and match["num"] in by_number:
+        if match and match["num"] in values:
             cells = line.rstrip("\n").strip("|").split("|")
-            cells[column] = f" ≈{_round_seconds(by_number[match['num']])} s "
+            cells[column] = f" {values[match['num']]} "
             line = "|" + "|".join(cells) + "|" + ("\n" if line.endswith("\n") else "")
         out.append(line)
     return "".join(out)
