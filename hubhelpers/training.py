@@ -131,15 +131,19 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def encode_examples(tokenizer, examples, max_len: int = 384) -> dict:
-    """Tokenise examples as bos+prompt+completion+eos; labels are -100 on bos and the prompt (right-padded)."""
+    """Tokenise examples as bos+prompt+completion+eos; labels are -100 on bos and the prompt (right-padded).
+
+    A tokenizer without a bos token (Qwen2's, for one) starts at the prompt.
+    """
     if not examples:
         raise ValueError("encode_examples needs at least one example, got none")
     rows, labels = [], []
+    head = [] if tokenizer.bos_token_id is None else [tokenizer.bos_token_id]
     for ex in examples:
         p = tokenizer(ex.prompt, add_special_tokens=False)["input_ids"] if ex.prompt else []
         c = tokenizer(ex.completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        ids = ([tokenizer.bos_token_id] + p + c)[-max_len:]
-        lab = ([IGNORE_INDEX] * (1 + len(p)) + c)[-max_len:]
+        ids = (head + p + c)[-max_len:]
+        lab = ([IGNORE_INDEX] * (len(head) + len(p)) + c)[-max_len:]
         rows.append(ids)
         labels.append(lab)
     width = max(len(r) for r in rows)

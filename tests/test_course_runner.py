@@ -171,3 +171,12 @@ def test_main_reports_bad_only(tmp_path: Path, capsys: pytest.CaptureFixture[str
     args = ["--notebooks", str(tmp_path), "--build-dir", str(tmp_path / "b"), "--only", "09"]
     assert course.main(args) == 2
     assert "matched no notebook" in capsys.readouterr().err
+
+
+def test_model_means_the_causal_lm_in_every_notebook_that_has_one() -> None:
+    """`-p MODEL x` reaches every notebook with a MODEL; 02 (trains its own) and 13 (an ENCODER) have none."""
+    root = Path(__file__).resolve().parents[1] / "notebooks"
+    declared = {nb.stem[:2]: course.declared_parameters(nb) for nb in course.discover_notebooks(root)}
+    without = sorted(n for n, names in declared.items() if "MODEL" not in names)
+    assert without == ["02", "13"]
+    assert "ENCODER" in declared["13"] and all("ENCODER" in declared[n] for n in ("10", "15"))

@@ -40,6 +40,8 @@ def test_verdicts() -> None:
     broken = {"diff": {**mech, "passed": False}}
     assert M.cell_verdict(True, broken, all_bands=False)["failed_bands"] == ["diff"]
     assert M.verdict_text(M.cell_verdict(True, bands, False)) == "✅ passed · 1 shipped-model bands not checked"
+    inside = {"acc": {**outside, "value": 0.95, "passed": True}}
+    assert M.verdict_text(M.cell_verdict(True, inside, True)) == "✅ passed · its 1 shipped-model bands hold too"
     table = M.render_matrix({"random-gpt2": {"05_x": M.cell_verdict(False, {}, False)}})
     assert "| 05_x | ❌ failed: stopped before its end |" in table
 

@@ -209,3 +209,21 @@ def test_recipes_by_size_leave_the_shipped_model_as_tuned():
         shipped.lr(2.0)
     with pytest.raises(ValueError, match="batch_size must be"):
         shipped.batch(0)
+
+
+def test_encode_examples_without_a_bos_token(tiny_gpt2_dir):
+    """A tokenizer with no bos token (Qwen2's) starts each row at the prompt; the prompt stays masked."""
+    import copy
+
+    from hubhelpers.models import load_tokenizer
+    from hubhelpers.training import IGNORE_INDEX, encode_examples
+    from hubhelpers.world import Example
+
+    tok = copy.deepcopy(load_tokenizer(str(tiny_gpt2_dir)))
+    tok.bos_token = None
+    ex = Example(prompt="Q: Where does Ada live?\nA:", completion=" Arvel", kind="qa")
+    batch = encode_examples(tok, [ex])
+    prompt = tok(ex.prompt, add_special_tokens=False)["input_ids"]
+    assert batch["input_ids"][0, : len(prompt)].tolist() == prompt
+    labels = batch["labels"][0].tolist()
+    assert labels[: len(prompt)] == [IGNORE_INDEX] * len(prompt) and labels[-1] == tok.eos_token_id
