@@ -66,10 +66,8 @@ def test_sft_config_rejects_bad_values(tmp_path):
     assert cfg.max_steps == 5 and not cfg.assistant_only_loss and not cfg.bf16
 
 
-@pytest.mark.parametrize("assistant_only", [True, False])
-def test_sft_trains_a_tiny_model(tiny_chat_model_dir, world, tmp_path, assistant_only):
-    model, tok = load_model(str(tiny_chat_model_dir), device="cpu")
-    train, test = F.instruction_splits(world, 64, 8)
+def sft_twelve_steps(model, tok, train, tmp_path, assistant_only):
+    """Twelve SFT steps on `train`; asserts that the loss fell and the weights moved; returns the trainer."""
     before = [p.detach().clone() for p in model.parameters()]
     cfg = F.sft_config(tmp_path, steps=12, lr=1e-2, batch_size=8, assistant_only=assistant_only,
                        logging_steps=1, disable_tqdm=True)
@@ -77,6 +75,14 @@ def test_sft_trains_a_tiny_model(tiny_chat_model_dir, world, tmp_path, assistant
     steps, losses = F.logged_losses(trainer)
     assert steps[-1] == 12 and losses[-1] < losses[0]
     assert any(not (a == b).all() for a, b in zip(before, model.parameters()))
+    return trainer
+
+
+@pytest.mark.parametrize("assistant_only", [True, False])
+def test_sft_trains_a_tiny_model(tiny_chat_model_dir, world, tmp_path, assistant_only):
+    model, tok = load_model(str(tiny_chat_model_dir), device="cpu")
+    train, test = F.instruction_splits(world, 64, 8)
+    trainer = sft_twelve_steps(model, tok, train, tmp_path, assistant_only)
     row = trainer.train_dataset[0]  # TRL folds the assistant mask into the labels (-100 = not trained on)
     n_trained = sum(label != -100 for label in row["labels"])
     n_assistant = sum(m for _, m in F.assistant_token_mask(tok, {"messages": row["messages"]}))
@@ -148,13 +154,7 @@ def test_sft_on_a_base_model_without_a_chat_template(tiny_gpt2_dir, world, tmp_p
     reply = train[0]["messages"][-1]["content"]
     table = F.assistant_token_mask(tok, train[0])
     assert "".join(t for t, m in table if m).strip() == reply + tok.eos_token  # the reply and its eos
-    before = [p.detach().clone() for p in model.parameters()]
-    cfg = F.sft_config(tmp_path, steps=12, lr=1e-2, batch_size=8, assistant_only=assistant_only,
-                       logging_steps=1, disable_tqdm=True)
-    trainer = F.sft_train(model, tok, train, cfg)
-    steps, losses = F.logged_losses(trainer)
-    assert steps[-1] == 12 and losses[-1] < losses[0]
-    assert any(not (a == b).all() for a, b in zip(before, model.parameters()))
+    trainer = sft_twelve_steps(model, tok, train, tmp_path, assistant_only)
     row = trainer.train_dataset[0]  # TRL folds the completion mask into the labels (-100 = not trained on)
     n_trained = sum(label != -100 for label in row["labels"])
     assert 0 < n_trained <= len(row["input_ids"])
