@@ -141,9 +141,14 @@ def parameters_for(flags: Sequence[str], declared: set[str]) -> list[str]:
     return out
 
 
+def all_parameters(notebooks: Sequence[Path]) -> set[str]:
+    """Every parameter name declared by one of ``notebooks``."""
+    return set().union(*(declared_parameters(nb) for nb in notebooks))
+
+
 def undeclared_parameters(args: argparse.Namespace, notebooks: Sequence[Path]) -> list[str]:
     """The -p / -r names that no notebook of ``notebooks`` declares (a typo, or the wrong notebooks)."""
-    declared = set().union(*(declared_parameters(nb) for nb in notebooks))
+    declared = all_parameters(notebooks)
     return sorted({name for name, _ in (*args.parameters, *args.parameters_raw)} - declared)
 
 
@@ -388,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = undeclared_parameters(args, notebooks)
     if unknown:
         print(f"error: no selected notebook has a parameter named {', '.join(unknown)}; the parameters are "
-              f"{sorted(set().union(*(declared_parameters(nb) for nb in notebooks)))}", file=sys.stderr)
+              f"{sorted(all_parameters(notebooks))}", file=sys.stderr)
         return 2
     limits = {"timeout": args.timeout, "cell_timeout": args.cell_timeout}
     runs = run_course(notebooks, build_dir, args.kernel, papermill_parameters(args), **limits)
