@@ -196,6 +196,13 @@ def check_validation_cell(nb: Any) -> list[str]:
 MODEL_PARAMETERS = ("MODEL", "ENCODER")
 
 
+def parameter_names(source: str) -> set[str]:
+    """The names a parameters cell's source assigns (annotated or not); SyntaxError when it does not parse."""
+    return {target.id for node in ast.parse(source).body if isinstance(node, (ast.Assign, ast.AnnAssign))
+            for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            if isinstance(target, ast.Name)}
+
+
 def check_shipped_flag(nb: Any) -> list[str]:
     """A notebook with a MODEL / ENCODER parameter builds its Results with shipped=is_shipped(those parameters).
 
@@ -203,8 +210,7 @@ def check_shipped_flag(nb: Any) -> list[str]:
     """
     params = next((c for c in nb.cells if "parameters" in _tags(c)), None)
     try:
-        declared = {n.target.id for n in ast.parse(params.source).body
-                    if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)} if params else set()
+        declared = parameter_names(params.source) if params else set()
     except SyntaxError:
         return []  # check_parameters reports it
     needed = [name for name in MODEL_PARAMETERS if name in declared]

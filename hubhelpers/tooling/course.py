@@ -15,7 +15,6 @@ own figures. A failing notebook does not stop the others; the exit code is 1 if 
 from __future__ import annotations
 
 import argparse
-import ast
 import datetime as dt
 import fnmatch
 import json
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from hubhelpers import results as R
-from hubhelpers.tooling.conventions import notebooks_in
+from hubhelpers.tooling.conventions import notebooks_in, parameter_names
 
 RUN_METRICS = ("wall_s", "peak_rss_mb")
 POLL_S = 0.2
@@ -114,11 +113,7 @@ def declared_parameters(notebook: Path) -> set[str]:
     cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
     for cell in cells:
         if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
-            tree = ast.parse("".join(cell.get("source", "")))
-            return {node.target.id if isinstance(node, ast.AnnAssign) else target.id
-                    for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
-                    for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
-                    if isinstance(target, ast.Name)}
+            return parameter_names("".join(cell.get("source", "")))
     return set()
 
 
