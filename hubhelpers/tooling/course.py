@@ -7,6 +7,10 @@ Usage::
     python -m hubhelpers.tooling.course -p SEED 1 -y "MODEL: tinyworld"
     python -m hubhelpers.tooling.course -p MODEL path/to/model   # every notebook that has a MODEL parameter
 
+A plain run (the committed defaults: no parameters, the default notebooks and build folders) also rewrites the
+"measured effect" column of README's course map from build/results.json (``hubhelpers.tooling.effects``), for each
+notebook that passed, so the map's numbers are always the last run's.
+
 Each notebook runs in its own papermill subprocess (a fresh kernel), so its wall time and peak
 resident memory can be measured; they are recorded into build/results.json beside the notebook's
 own figures. A failing notebook does not stop the others; the exit code is 1 if any failed.
@@ -29,7 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from hubhelpers import results as R
+from hubhelpers.tooling import effects
 from hubhelpers.tooling.conventions import notebooks_in, parameter_names
+from hubhelpers.tooling.sync import update_readme_column
 
 RUN_METRICS = ("wall_s", "peak_rss_mb")
 POLL_S = 0.2
@@ -372,6 +378,21 @@ def summarize(runs: Sequence[RunResult], report: Path) -> int:
     return 0
 
 
+def is_default_run(args: argparse.Namespace) -> bool:
+    """True for a run of the committed defaults: no parameters, the default notebooks and build folders."""
+    return not papermill_parameters(args) and args.notebooks is None and args.build_dir is None
+
+
+def write_effects(runs: Sequence[RunResult], build_dir: Path, readme: Path) -> list[str]:
+    """Rewrite README's measured-effect column for the runs that passed; return the notebooks rewritten."""
+    bands = R.load_bands(build_dir)
+    passed = [r.name for r in runs if notebook_status(r, bands.get(r.name, {})) == "passed"]
+    cells = effects.effect_cells(R.load_results(build_dir), passed)
+    text = readme.read_text(encoding="utf-8")
+    readme.write_text(update_readme_column(text, effects.COLUMN, cells), encoding="utf-8")
+    return passed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit code."""
     args = parse_args(argv)
@@ -394,7 +415,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = run_course(notebooks, build_dir, args.kernel, papermill_parameters(args), **limits)
     report = build_dir / "REPORT.md"
     report.write_text(render_report(runs, build_dir) + "\n", encoding="utf-8")
-    return summarize(runs, report)
+    code = summarize(runs, report)
+    if is_default_run(args) and (root / "README.md").is_file():
+        try:
+            written = write_effects(runs, build_dir, root / "README.md")
+        except KeyError as err:
+            print(f"error: README's measured-effect column not written: {err.args[0]}", file=sys.stderr)
+            return 1
+        print(f"README course map: the measured effect of {len(written)} notebook(s), from the results above")
+    return code
 
 
 if __name__ == "__main__":
