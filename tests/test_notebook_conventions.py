@@ -231,6 +231,14 @@ BAD_CASES: dict[str, tuple[Callable[[Any], None], str]] = {
         _append('from hubhelpers.results import Results\nres = Results("05_full_fine_tuning")'),
         "must pass shipped=is_shipped(MODEL) (found no shipped=)",
     ),
+    "typed measured number": (
+        lambda nb: nb.cells.append(new_markdown_cell("The fine-tuned model reached 0.93 accuracy.")),
+        "markdown cell 5: '0.93' in",
+    ),
+    "typed percentage": (
+        lambda nb: nb.cells.append(new_markdown_cell("LoRA trains 4.2% of the weights.")),
+        "'4.2%' in '…LoRA trains 4.2% of the weights.…' is typed by hand",
+    ),
     "results with a constant shipped flag": (
         _append('from hubhelpers.results import Results\nres = Results("05_full_fine_tuning", shipped=True)'),
         "must pass shipped=is_shipped(MODEL) (found True)",
@@ -245,6 +253,17 @@ def test_checker_flags_each_broken_rule(case: str, tmp_path: Path) -> None:
     mutate(nb)
     violations = check(nb, tmp_path)
     assert any(expected in v for v in violations), f"{case}: expected {expected!r} in {violations}"
+
+
+def test_markdown_numbers_allowed_as_thresholds_citations_parameters_and_code() -> None:
+    allowed = {0.5}
+    ok = ("accuracy $\\ge 0.9$, drop at least 0.3 and within 2% of fp32, below\n0.25, under 0.1%",
+          "GPT-3 used 3.14e23 FLOPs, 175 billion parameters ([Brown et al.](https://arxiv.org/abs/2005.14165): 0.6)",
+          "the default `LR = 3e-4` and ```\nmake course P=\"-p ALPHA 0.75\"\n```", "with ALPHA = 0.5 (the default)",
+          "integers 128 and 7B are fine, and so are versions like 2.13.0")
+    assert [C.typed_numbers(text, allowed) for text in ok] == [[]] * len(ok)
+    bad = C.typed_numbers("- a cited item ([paper](https://x.org)) 0.3\n- an uncited item reached 0.97 (4%)", allowed)
+    assert [hit.split(" in ")[0] for hit in bad] == ["'0.97'", "'4%'"]
 
 
 BAD_NAMES = ["5_short.ipynb", "05-dashes.ipynb", "05_CamelCase.ipynb", "start_here.ipynb", "05_.ipynb"]

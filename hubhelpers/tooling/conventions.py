@@ -337,6 +337,54 @@ def scan_outputs(nb: Any, secrets: tuple[str, ...] = ()) -> list[str]:
     return problems
 
 
+# A measured number is printed by the code, never typed into markdown (it goes stale on the next run or machine).
+# A decimal or a percentage in markdown is accepted only as: a band threshold (right after a comparison), a reference
+# value in a paragraph that cites its source (a link or "et al."), a literal of the parameters cell, or code.
+DECIMAL_RE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s?%|(?<![\w.])\d+\.\d+(?![\w.])")
+THRESHOLD_RE = re.compile(r"(?:≥|≤|<|>|\\geq?|\\leq?|\bat (?:least|most)|\bwithin|\bbelow|\babove|\bunder)\s*\$?\s*$")
+CITED_RE = re.compile(r"\]\(https?://|\bet al\.")
+CODE_RE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)
+LINK_TARGET_RE = re.compile(r"\]\([^)]*\)")
+BLOCK_RE = re.compile(r"\n\s*\n|\n(?=\s*(?:[-*]|\d+\.)\s)")  # paragraphs and list items
+
+
+def _parameter_literals(nb: Any) -> set[float]:
+    """The numbers written as literals in the parameters cell (in lists too)."""
+    params = next((c for c in nb.cells if "parameters" in _tags(c)), None)
+    try:
+        tree = ast.parse(params.source) if params else ast.Module(body=[], type_ignores=[])
+    except SyntaxError:
+        return set()
+    return {float(node.value) for node in ast.walk(tree) if isinstance(node, ast.Constant)
+            and isinstance(node.value, (int, float)) and not isinstance(node.value, bool)}
+
+
+def typed_numbers(markdown: str, allowed: set[float] = frozenset()) -> list[str]:
+    """The decimals and percentages of ``markdown`` that are neither thresholds, cited values, parameters nor code."""
+    found = []
+    for block in BLOCK_RE.split(CODE_RE.sub("`code`", markdown)):
+        if CITED_RE.search(block):
+            continue
+        prose = LINK_TARGET_RE.sub("]()", block).replace("\n", " ")
+        for match in DECIMAL_RE.finditer(prose):
+            before = prose[max(0, match.start() - 30):match.start()]
+            if THRESHOLD_RE.search(before) or float(match.group().rstrip("%").strip()) in allowed:
+                continue
+            found.append(f"{match.group()!r} in '…{prose[max(0, match.start() - 40):match.end() + 20]}…'")
+    return found
+
+
+def check_markdown_numbers(nb: Any) -> list[str]:
+    """No markdown cell types a measured number: decimals and percentages only as thresholds, citations, parameters."""
+    allowed = _parameter_literals(nb)
+    return [f"markdown cell {i}: {hit} is typed by hand: print measured numbers from code and explain them in "
+            "words; markdown may hold a band threshold (after ≥, ≤, <, >, at least, at most, within, below, above, "
+            "under), a reference value whose paragraph cites its source (a link or 'et al.'), a parameters-cell "
+            "literal, or code"
+            for i, cell in enumerate(nb.cells) if cell.cell_type == "markdown"
+            for hit in typed_numbers(cell.source, allowed)]
+
+
 def check_imports(nb: Any) -> list[str]:
     """At least one code cell imports from hubhelpers."""
     if any(HUBHELPERS_IMPORT_RE.search(c.source) for _, c in _code_cells(nb)):
@@ -365,5 +413,6 @@ def check_notebook(path: Path, config: CourseConfig) -> list[str]:
         lambda: check_forbidden(nb),
         lambda: check_unsafe(nb),
         lambda: check_imports(nb),
+        lambda: check_markdown_numbers(nb),
     ]
     return [f"{path.name}: {problem}" for rule in rules for problem in rule()]
