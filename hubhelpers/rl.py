@@ -1,5 +1,6 @@
 """Policy optimisation for RLHF: sampling replies, their log-probabilities, the exact KL to a reference policy,
-and REINFORCE with a baseline and a KL penalty: maximise E[r_env + lambda * r_h] - beta * KL(pi || pi_ref).
+REINFORCE with a baseline and a KL penalty (maximise E[r_env + lambda * r_h] - beta * KL(pi || pi_ref)), and PPO's
+clipped surrogate objective.
 """
 
 from __future__ import annotations
@@ -120,9 +121,10 @@ def reinforce(policy, reference, tokenizer, examples: Sequence[dict], reward_fn:
 
     reward_fn(batch examples, reply texts) -> (r_env, r_h) float tensors; the loop maximises
     E[r_env + lam * r_h] - beta * KL(pi || pi_ref). The reward term is estimated by REINFORCE from the sampled
-    replies; the KL term is in the loss (as in GRPO) but differentiated exactly, summed over the vocabulary at
-    every reply position, rather than estimated from the sampled tokens (GRPO's estimator) or put into the reward
-    as the one-sample log-ratio, which is too noisy to hold the policy once it has moved.
+    replies. The KL term is a loss term, exact over the vocabulary at every position of the sampled reply
+    (`token_kl`), and differentiated directly. PPO-based RLHF instead adds the sampled tokens' log-ratio
+    -beta * log(pi / pi_ref) to the reward; GRPO adds to the loss the estimate pi_ref / pi - log(pi_ref / pi) - 1
+    at each sampled token. Both use the sampled tokens only, not the whole vocabulary.
     """
     if not examples:
         raise ValueError("reinforce needs at least one prompt example, got none")
@@ -154,3 +156,9 @@ def reinforce(policy, reference, tokenizer, examples: Sequence[dict], reward_fn:
     policy.eval()
     result.last_replies = sample["texts"]
     return result
+
+
+def ppo_clip_objective(ratio: torch.Tensor, advantage: torch.Tensor, eps: float = 0.2) -> torch.Tensor:
+    """PPO's clipped surrogate, elementwise and to be maximised: min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A)."""
+    Float(0, 1).check("eps", eps, {})
+    return torch.minimum(ratio * advantage, ratio.clamp(1 - eps, 1 + eps) * advantage)

@@ -1,0 +1,51 @@
+"""PPO's clipped surrogate objective (hubhelpers.rl.ppo_clip_objective): values, slopes, and its link to REINFORCE."""
+
+import pytest
+import torch
+
+from hubhelpers import preferences as P
+from hubhelpers import rl
+
+
+def test_clipped_objective_is_the_pessimistic_piecewise_line():
+    ratio = torch.tensor([0.5, 0.8, 1.0, 1.1, 1.5])
+    pos = rl.ppo_clip_objective(ratio, torch.full_like(ratio, 2.0), eps=0.2)
+    neg = rl.ppo_clip_objective(ratio, torch.full_like(ratio, -2.0), eps=0.2)
+    assert torch.allclose(pos, torch.tensor([1.0, 1.6, 2.0, 2.2, 2.4]))  # A > 0: capped at (1 + eps) * A
+    assert torch.allclose(neg, torch.tensor([-1.6, -1.6, -2.0, -2.2, -3.0]))  # A < 0: floored at (1 - eps) * A
+    for out, adv in ((pos, 2.0), (neg, -2.0)):
+        assert (out <= ratio * adv + 1e-7).all()  # never above the unclipped surrogate
+
+
+@pytest.mark.parametrize("adv", [1.5, -0.5])
+def test_slope_is_zero_where_the_clip_binds_and_the_advantage_elsewhere(adv):
+    eps = 0.1
+    ratio = torch.linspace(0.05, 2.0, 97, dtype=torch.float64, requires_grad=True)
+    (slope,) = torch.autograd.grad(rl.ppo_clip_objective(ratio, torch.full_like(ratio, adv), eps).sum(), ratio)
+    binds = ratio > 1 + eps if adv > 0 else ratio < 1 - eps
+    assert binds.any() and (~binds).any()
+    assert torch.equal(slope[binds], torch.zeros_like(slope[binds]))
+    assert torch.allclose(slope[~binds], torch.full_like(slope[~binds], adv))
+
+
+def test_at_ratio_one_the_gradient_is_reinforce(tiny, world):
+    model, tok = tiny
+    examples = [P.as_chat(p) for p in P.chat_preference_pairs(world, 4, seed=3)]
+    torch.manual_seed(0)
+    sample = rl.sample_replies(model, tok, examples, max_new_tokens=5)
+    mask = sample["mask"][:, 1:].float()
+    advantage = torch.tensor([[1.0], [-2.0], [0.5], [0.5]])
+    picked, _ = rl.token_logprobs_and_logits(model, sample)
+    ratio = torch.exp(picked - picked.detach())
+    weights = [p for p in model.parameters() if p.requires_grad]
+    g_ppo = torch.autograd.grad((rl.ppo_clip_objective(ratio, advantage) * mask).sum(), weights, retain_graph=True)
+    g_pg = torch.autograd.grad((advantage * picked * mask).sum(), weights)
+    assert any(g.abs().max() > 0 for g in g_pg)
+    for a, b in zip(g_ppo, g_pg):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("eps", [0.0, 1.0, -0.2, float("nan")])
+def test_bad_clip_range_is_named(eps):
+    with pytest.raises(ValueError, match="eps"):
+        rl.ppo_clip_objective(torch.ones(2), torch.ones(2), eps)
