@@ -160,6 +160,14 @@ def parameter_count(config) -> int:
     return sum(m.params * m.count for m in modules(config))
 
 
+def embedding_fraction(config, include_output: bool = False) -> float:
+    """Share of the parameters in the embedding layers (and, with `include_output`, an untied `lm_head`)."""
+    listed = modules(config)
+    counted = sum(m.params * m.count for m in listed
+                  if m.kind == "embedding" or (include_output and m.name == "lm_head"))
+    return counted / sum(m.params * m.count for m in listed)
+
+
 def quantized_bytes(n_weights: int, rows: int, fmt: str, double_quant: bool = True,
                     blocksize: int = NF4_BLOCK) -> float:
     """Bytes of one weight matrix of `n_weights` entries and `rows` output rows stored in `fmt`."""

@@ -5,10 +5,15 @@ absmax:     s = max|x| / (2^(b-1) - 1),  q = round(x / s) in [-(2^(b-1) - 1), 2^
 zero-point: s = (max x - min x) / (2^b - 1),  z = round(-min x / s),  q = clamp(round(x / s) + z, 0, 2^b - 1),
             x^ = s * (q - z)
 Each group (the whole tensor, one row, or one block of consecutive values of a row) gets its own s (and z).
+
+16-bit floats (fp16, bf16) need no scale: a cast rounds each value to the nearest number of the format, whose
+spacing is relative to the value (eps times its power of two); `float_format` reads a format's bits and range
+from `torch.finfo`, and `cast_roundtrip` stores a tensor in a format and reads it back.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +23,7 @@ from .params import check_int
 
 SCHEMES = ("absmax", "zeropoint")
 GRANULARITIES = ("tensor", "channel", "block")
+FLOAT_FORMATS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass
@@ -145,3 +151,23 @@ def fake_quantize_model(model, bits: int, scheme: str = "absmax", granularity: s
             w.copy_(fake_quantize(w, bits, scheme, granularity, block_size))
             saved += w.numel() * 4.0 - quantized_nbytes(tuple(w.shape), bits, scheme, granularity, block_size)
     return {"fp32_bytes": total, "quantized_bytes": total - saved}
+
+
+def _float_dtype(fmt: str) -> torch.dtype:
+    """The torch dtype of a float format name, or a ValueError naming the accepted ones."""
+    if fmt not in FLOAT_FORMATS:
+        raise ValueError(f"unknown float format {fmt!r}; accepted: {tuple(FLOAT_FORMATS)}")
+    return FLOAT_FORMATS[fmt]
+
+
+def float_format(fmt: str) -> dict[str, float]:
+    """Bits, exponent and mantissa bits, largest value, smallest normal value and eps of a float format."""
+    info = torch.finfo(_float_dtype(fmt))
+    mantissa = round(-math.log2(info.eps))  # eps = 2^-mantissa: the gap between 1 and the next number
+    return {"bits": info.bits, "exponent_bits": info.bits - 1 - mantissa, "mantissa_bits": mantissa,
+            "max": info.max, "smallest_normal": info.smallest_normal, "eps": info.eps}
+
+
+def cast_roundtrip(x, fmt: str):
+    """`x` stored in float format `fmt` and read back in its own dtype (round to nearest, inf past the max)."""
+    return x.to(_float_dtype(fmt)).to(x.dtype)

@@ -110,3 +110,12 @@ def test_any_architecture_is_planned_from_a_meta_device_model(tiny_gpt2_dir):
     targets = lora_targets("blocks", model)
     expected = MEM.lora_parameters(model.config, 4, targets)
     assert trainable_fraction(lora_model(model, r=4, alpha=8.0, target_modules=targets))[0] == expected
+
+
+def test_embedding_fraction_of_llama2_7b_and_tied_models():
+    cfg = MEM.llama2_configs()["Llama-2-7B"]
+    assert MEM.embedding_fraction(cfg) == pytest.approx(32000 * 4096 / 6_738_415_616)
+    assert MEM.embedding_fraction(cfg, include_output=True) == pytest.approx(2 * 32000 * 4096 / 6_738_415_616)
+    tied = {**SMALL, "tie_word_embeddings": True}  # one matrix for input and output: counted once
+    assert MEM.embedding_fraction(tied, include_output=True) == MEM.embedding_fraction(tied)
+    assert MEM.embedding_fraction(tied) == pytest.approx(96 * 32 / MEM.parameter_count(tied))

@@ -90,3 +90,32 @@ def test_gpt2_conv1d_layers_are_quantized_by_output_channel(tiny_gpt2_dir):
     expected = Q.fake_quantize(Q.out_by_in(layer).detach().clone(), 4, "absmax", "channel", 64)
     Q.fake_quantize_model(model, 4, "absmax", "channel")
     assert torch.equal(Q.out_by_in(layer), expected)
+
+
+def test_float_formats_read_from_finfo():
+    fp16, bf16, fp32 = (Q.float_format(f) for f in ("fp16", "bf16", "fp32"))
+    assert (fp16["exponent_bits"], fp16["mantissa_bits"]) == (5, 10)
+    assert (bf16["exponent_bits"], bf16["mantissa_bits"]) == (8, 7)
+    assert (fp32["exponent_bits"], fp32["mantissa_bits"]) == (8, 23)
+    assert fp16["max"] == 65504 and fp16["smallest_normal"] == 2**-14 and fp16["eps"] == 2**-10
+    assert bf16["smallest_normal"] == fp32["smallest_normal"] and bf16["max"] > 1e38  # fp32's exponent range
+    with pytest.raises(ValueError, match="'fp8'"):
+        Q.float_format("fp8")
+
+
+def test_cast_roundtrip_rounds_to_nearest_and_overflows_fp16_only():
+    x = torch.tensor([1 + 2**-10, 65504.0, 70000.0, 1e-8])
+    fp16, bf16 = Q.cast_roundtrip(x, "fp16"), Q.cast_roundtrip(x, "bf16")
+    assert fp16.dtype == bf16.dtype == torch.float32
+    assert fp16[:2].tolist() == [1 + 2**-10, 65504.0] and torch.isinf(fp16[2]) and fp16[3] == 0  # under/overflow
+    assert bf16[0] == 1.0 and bf16[2] == 70144.0 and bf16[3] > 0  # 8 significant bits, fp32's range
+    with pytest.raises(ValueError, match="'int8'"):
+        Q.cast_roundtrip(x, "int8")
+
+
+def test_bf16_roundtrip_error_is_about_8x_fp16_and_within_half_eps():
+    torch.manual_seed(0)
+    x = torch.randn(256, 64) * 0.05
+    err = {f: Q.relative_error(x, Q.cast_roundtrip(x, f)) for f in ("fp16", "bf16")}
+    assert 6 < err["bf16"] / err["fp16"] < 10  # 3 fewer mantissa bits: 2^3
+    assert all(0 < err[f] <= Q.float_format(f)["eps"] / 2 for f in err)  # round to nearest: at most half a step
