@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from hubhelpers.evaluation import batches
+from hubhelpers.evaluation import batches, normalise
 from hubhelpers.params import Float, check_fields
 from hubhelpers.training import TRAIN_FIELDS, TrainConfig, TrainResult, encode_examples, example_mean_loss, train
 
@@ -158,3 +158,28 @@ def split_by_person(examples: Sequence, fraction: float = 0.5, seed: int = 0) ->
     random.Random(f"split-{seed}").shuffle(names)
     first = set(names[: max(1, round(fraction * len(names)))])
     return [ex for ex in examples if ex.meta["name"] in first], [ex for ex in examples if ex.meta["name"] not in first]
+
+
+def replayed(examples: Sequence, replay: Sequence) -> list[bool]:
+    """For each example, whether `replay` asks about the same fact (the same person and relation)."""
+    facts = {(ex.meta["name"], ex.meta["relation"]) for ex in replay}
+    return [(ex.meta["name"], ex.meta["relation"]) in facts for ex in examples]
+
+
+def accuracy_split(examples: Sequence, answers: Sequence[str], mask: Sequence[bool]) -> tuple[float, float]:
+    """Exact-match accuracy of `answers` on the examples where `mask` is True, and on the others (nan if none)."""
+    if not len(examples) == len(answers) == len(mask):
+        raise ValueError(f"examples, answers and mask differ in length: {len(examples)}, {len(answers)}, {len(mask)}")
+    hits = [normalise(a) == normalise(ex.completion) for a, ex in zip(answers, examples)]
+    inside = [h for h, m in zip(hits, mask) if m]
+    outside = [h for h, m in zip(hits, mask) if not m]
+    return (sum(inside) / len(inside) if inside else float("nan"),
+            sum(outside) / len(outside) if outside else float("nan"))
+
+
+def answer_share(answers: Sequence[str], values: Sequence[str]) -> float:
+    """Fraction of `answers` that are one of `values` (e.g. task-A answers that became task-B words)."""
+    if not answers:
+        raise ValueError("answer_share needs at least one answer, got none")
+    allowed = {normalise(v) for v in values}
+    return sum(normalise(a) in allowed for a in answers) / len(answers)

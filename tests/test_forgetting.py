@@ -91,3 +91,29 @@ def test_split_by_person_keeps_people_apart(tasks):
     assert not {e.meta["name"] for e in first} & {e.meta["name"] for e in second}
     with pytest.raises(ValueError, match="fraction.*1.5"):
         G.split_by_person(tasks["A"], 1.5)
+
+
+def test_replayed_marks_the_facts_the_replay_asks_about(tasks):
+    evals, replay = tasks["A"][:12], tasks["A"][:5]
+    mask = G.replayed(evals, replay)
+    assert mask[:5] == [True] * 5
+    facts = {(e.meta["name"], e.meta["relation"]) for e in replay}
+    assert mask[5:] == [(e.meta["name"], e.meta["relation"]) in facts for e in evals[5:]]
+    assert G.replayed(tasks["B"][:6], tasks["A"]) == [False] * 6  # another relation is another fact
+
+
+def test_accuracy_split_scores_each_group(tasks):
+    examples = tasks["A"][:4]
+    answers = [examples[0].completion, "wrong", f" {examples[2].completion.strip().upper()}.", "wrong"]
+    assert G.accuracy_split(examples, answers, [True, True, False, False]) == (0.5, 0.5)
+    assert G.accuracy_split(examples, answers, [True, False, True, False]) == (1.0, 0.0)
+    inside, outside = G.accuracy_split(examples, answers, [True] * 4)
+    assert inside == 0.5 and outside != outside  # nan: no example outside
+    with pytest.raises(ValueError, match="length"):
+        G.accuracy_split(examples, answers[:3], [True] * 4)
+
+
+def test_answer_share_counts_answers_among_values():
+    assert G.answer_share([" plum", "Pear.", "cat", "plumber"], ["plum", "pear"]) == 0.5
+    with pytest.raises(ValueError, match="none"):
+        G.answer_share([], ["plum"])
