@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codecarbon import OfflineEmissionsTracker, OutputMethod
+from codecarbon.core.cpu import DEFAULT_POWER_PER_CORE, TDP
 from codecarbon.external.hardware import CPU
 from codecarbon.input import DataSource
 
@@ -109,6 +110,7 @@ class TrackedRun:
     ram_energy_kwh: float
     gpu_energy_kwh: float
     cpu_power_w: float
+    ram_power_w: float
     method: str
     country: str
     intensity_kg_per_kwh: float
@@ -124,20 +126,42 @@ def grid_intensity(country_iso_code: str) -> float:
     return float(mix[country_iso_code]["carbon_intensity"]) / 1000
 
 
+def table_tdp(cpu_model: str | None) -> float | None:
+    """The TDP (W) that CodeCarbon's CPU table lists for `cpu_model`, or None when the table has no match."""
+    if not cpu_model:
+        return None
+    power = TDP.__new__(TDP)._get_cpu_power_from_registry(cpu_model)  # the look-up alone, no detection
+    return None if power is None else float(power)
+
+
+def tdp_source(cpu_model: str | None, tdp: float, n_threads: int) -> str:
+    """Where CodeCarbon's TDP for this CPU came from: its table, its per-thread default, or elsewhere."""
+    known = table_tdp(cpu_model)
+    if known is not None and known == tdp:
+        return f"TDP {tdp:g} W from CodeCarbon's CPU table"
+    if known is None and tdp == DEFAULT_POWER_PER_CORE * n_threads:
+        return (f"not in CodeCarbon's CPU table, so TDP assumed {DEFAULT_POWER_PER_CORE} W per thread × {n_threads} "
+                f"visible threads = {tdp:g} W")
+    return f"TDP {tdp:g} W, not from CodeCarbon's CPU table"
+
+
 def cpu_measurement_method(tracker) -> str:
     """How CodeCarbon measures the CPU on this machine, read from the tracker's hardware objects."""
     cpus = [h for h in getattr(tracker, "_hardware", []) if isinstance(h, CPU)]
     if not cpus:
         return "no CPU tracked"
     cpu = cpus[0]
-    mode = cpu._mode
-    if mode == "intel_rapl":
+    if cpu._mode == "intel_rapl":
         return "RAPL energy counters (measured)"
-    if mode == "cpu_load":
-        return f"CPU load × TDP estimate ({cpu._model}, TDP {cpu._tdp} W{', generic' if cpu._is_generic_tdp else ''})"
-    if mode == "constant":
-        return f"constant power: half the TDP ({cpu._model}, TDP {cpu._tdp} W)"
-    return str(mode)
+    source = (f"TDP {cpu._tdp:g} W, CodeCarbon's generic constant" if cpu._is_generic_tdp
+              else tdp_source(cpu._model, cpu._tdp, cpu._cpu_count))
+    if cpu._mode == "cpu_load":
+        share = ("this process's CPU time / (wall time × visible threads)" if cpu._tracking_mode == "process"
+                 else "a function of the machine's CPU load")
+        return f"CPU load × TDP estimate ({cpu._model!r}: {source}; power = TDP × {share})"
+    if cpu._mode == "constant":
+        return f"constant power: half the TDP ({cpu._model!r}: {source})"
+    return str(cpu._mode)
 
 
 def track(fn: Callable[[], object], output_dir: str | Path, country_iso_code: str = "FRA",
@@ -170,6 +194,7 @@ def track(fn: Callable[[], object], output_dir: str | Path, country_iso_code: st
     return TrackedRun(energy_kwh=energy, co2eq_kg=float(data.emissions), duration_s=duration,
                       cpu_energy_kwh=float(data.cpu_energy), ram_energy_kwh=float(data.ram_energy),
                       gpu_energy_kwh=float(data.gpu_energy), cpu_power_w=float(data.cpu_power),
+                      ram_power_w=float(data.ram_power),
                       method=cpu_measurement_method(tracker), country=str(data.country_name),
                       intensity_kg_per_kwh=float(data.emissions) / energy if energy > 0 else float("nan"),
                       result=result)

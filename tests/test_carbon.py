@@ -72,4 +72,29 @@ def test_track_measures_a_busy_loop_offline(tmp_path):
     assert run.energy_kwh == pytest.approx(run.cpu_energy_kwh + run.ram_energy_kwh + run.gpu_energy_kwh, rel=1e-6)
     assert run.intensity_kg_per_kwh == pytest.approx(C.grid_intensity("FRA"), rel=1e-3)
     assert run.method and run.country == "France"
+    assert run.cpu_power_w > 0 and run.ram_power_w > 0
     assert (tmp_path / "emissions.csv").is_file()
+
+
+def test_tdp_source_tells_the_table_from_codecarbons_per_thread_default():
+    assert C.table_tdp("AMD EPYC 9555") == 360  # a row of CodeCarbon's cpu_power.csv
+    assert C.table_tdp("AMD EPYC") is None and C.table_tdp(None) is None  # a VM's model name without a number
+    assert C.tdp_source("AMD EPYC 9555", 360, 2) == "TDP 360 W from CodeCarbon's CPU table"
+    assumed = C.tdp_source("AMD EPYC", 8, 2)
+    assert "not in CodeCarbon's CPU table" in assumed and "4 W per thread × 2 visible threads = 8 W" in assumed
+    assert C.tdp_source("AMD EPYC", 50, 2) == "TDP 50 W, not from CodeCarbon's CPU table"
+
+
+def test_cpu_measurement_method_names_the_assumption(tmp_path):
+    from types import SimpleNamespace
+
+    from codecarbon.external.hardware import CPU
+
+    unknown = CPU(str(tmp_path), "cpu_load", "AMD EPYC", 4 * 3, tracking_mode="process")
+    unknown._cpu_count = 3
+    line = C.cpu_measurement_method(SimpleNamespace(_hardware=[unknown]))
+    assert line.startswith("CPU load × TDP estimate ('AMD EPYC': not in CodeCarbon's CPU table")
+    assert "= 12 W" in line and "this process's CPU time" in line
+    known = CPU(str(tmp_path), "cpu_load", "AMD EPYC 9555", 360, tracking_mode="machine")
+    assert "TDP 360 W from CodeCarbon's CPU table" in C.cpu_measurement_method(SimpleNamespace(_hardware=[known]))
+    assert C.cpu_measurement_method(SimpleNamespace(_hardware=[])) == "no CPU tracked"
