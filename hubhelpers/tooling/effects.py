@@ -22,15 +22,19 @@ EFFECTS: dict[str, str] = {
           "the highest temperature",
     "02": "loss curves; validation loss vs parameters for 3 sizes on one budget ({scaling_val_losses[nano]:.2f} → "
           "{scaling_val_losses[small]:.2f}); {train_tokens_per_s:,.0f} tokens/s; the shipped model's card "
-          "({shipped_to_here_token_ratio:.0f}× this budget)",
+          "({shipped_to_here_token_ratio:.0f}× this budget); what makes it large: tokens per parameter GPT-3 "
+          "{tokens_per_param[GPT-3 175B]:.1f}, Chinchilla {tokens_per_param[Chinchilla 70B]:.0f}, Llama 2 7B "
+          "{tokens_per_param[Llama 2 7B]:.0f}, the shipped model {tokens_per_param[tinyworld (shipped)]:.0f}; 6·N·D "
+          "from {compute_flops[tinyworld (shipped)]:.1e} to {compute_flops[Llama 2 70B]:.1e} FLOPs",
     "03": "accuracy by prompt template (best minus worst {template_margin_best_vs_worst:.2f}); recall "
           "{recall_acc_within_window:.2f} inside a 128-token window, {recall_acc_beyond_window:.2f} beyond; "
           "retrieve-then-ask recovers it ({recall_acc_beyond_window_retrieved:.2f})",
     "04": "accuracy vs shots k ({acc_by_shots[0]:.2f} → {acc_by_shots[8]:.2f}; a relation defined only by the shots: "
           "{acc_by_shots_new_task[0]:.2f} → {acc_by_shots_new_task[8]:.2f}, copying a shown label "
-          "{new_task_copy_baseline_8_shots:.2f}); order spread {order_spread:.2f}; accuracy as prompts outgrow the "
+          "{new_task_copy_baseline_8_shots:.2f}); accuracy spread across orders of the same examples: clean "
+          "{order_spread:.2f}, imperfect up to {order_spread_noisy:.2f}; accuracy as prompts outgrow the "
           "window {acc_by_long_shots[8]:.2f} → {acc_by_long_shots[64]:.2f}; a relation never seen in pretraining "
-          "{unseen_relation_acc_8_shots:.2f}",
+          "{unseen_relation_acc_8_shots:.2f}; a new operation (first letter of the pet) {letter_task_acc_8_shots:.2f}",
     "05": "hand-written SGD step equals torch.optim.SGD (max difference {sgd_step_max_abs_diff:.1g}); new-relation "
           "accuracy {task_acc_before:.2f} → {task_acc_after:.2f}; LR sweep too small / good / too large "
           "({lr_sweep_acc[1e-05]:.2f} / {lr_sweep_acc[0.003]:.2f} / {lr_sweep_acc[0.3]:.2f})",
@@ -46,7 +50,9 @@ EFFECTS: dict[str, str] = {
           "({outlier_tensor_over_block:.1f}×); held-out perplexity {ppl_fp32:.2f} → {ppl_by_bits[8]:.2f} (8-bit), "
           "{ppl_by_bits[4]:.2f} (4-bit), {ppl_by_bits[2]:.0f} (2-bit); bitsandbytes LLM.int8 and NF4 footprints "
           "{footprint_ratio_bnb_int8:.2f} / {footprint_ratio_bnb_nf4:.2f} of fp32; CPU latency NF4 / fp32 "
-          "{latency_ratio_nf4_over_fp32:.2f}",
+          "{latency_ratio_nf4_over_fp32:.2f}; fp16 / bf16 casts: round-trip error bf16 "
+          "{roundtrip_error_bf16_over_fp16:.0f}× fp16's, perplexity {ppl_by_float[fp16]:.4f} / "
+          "{ppl_by_float[bf16]:.4f} vs fp32 {ppl_fp32:.4f}",
     "09": "hallucination rate {hallucination_rate_known:.2f} on known vs {hallucination_rate_heldout:.2f} on held-out "
           "people; sequence-probability detector AUROC {confidence_auroc:.2f} (self-consistency "
           "{self_consistency_auroc:.2f}); abstaining when unsure: held-out hallucinations "
@@ -61,12 +67,18 @@ EFFECTS: dict[str, str] = {
           "{preferred_rate_after:.2f}; λ and β sweeps (KL {sweep_beta_kl[0]:.0f} / {sweep_beta_kl[1.5]:.1f} / "
           "{sweep_beta_kl[3]:.1f} at β = 0 / 1.5 / 3); without KL well-formed replies fall "
           "{wellformed_rate[with KL]:.2f} → {wellformed_rate[without KL]:.2f} (reward hacking); DPO preference "
-          "{dpo_pref_rate_before:.2f} → {dpo_pref_rate_after:.2f}",
+          "{dpo_pref_rate_before:.2f} → {dpo_pref_rate_after:.2f}; at λ = 0 r_env changes "
+          "{lambda0_r_env_change[trained-on people]:+.2f} "
+          "on trained-on and {lambda0_r_env_change[held-out people]:+.2f} on held-out people; PPO's clipped objective "
+          "checked by autograd",
     "12": "task-A accuracy {task_a_acc_before:.2f} → {task_a_acc_after_b:.2f} after training on B; forgetting vs α "
           "(α = 0.5: {forgetting_ratio_alpha_half:.2f} of α = 0's); L2 anchoring cuts forgetting by "
-          "{anchor_forgetting_reduction:.2f}; LoRA measured too",
+          "{anchor_forgetting_reduction:.2f}; replayed facts kept ({replayed_acc_alpha_half:.2f} at α = 0.5); LoRA "
+          "(attention + embeddings/output) learns B ({lora_b_acc:.2f}) yet forgets A too "
+          "({lora_forgetting_over_full:.2f} of full fine-tuning's forgetting)",
     "13": "fine-tuned MiniLM {finetuned_acc:.2f} vs frozen-embedding baseline {frozen_baseline_acc:.2f}; the "
-          "baseline picks the distractor topic {baseline_picks_distractor:.0%} of the time; confusion matrix",
+          "baseline's errors go to the distractor topic ({baseline_errors_to_distractor:.1%} of them); confusion "
+          "matrix",
     "14": "field micro-F1 zero-shot {field_f1_by_method[zero-shot]:.2f}, few-shot {field_f1_by_method[few-shot]:.2f}, "
           "fine-tuned {field_f1_by_method[fine-tuned]:.2f} on held-out documents; valid JSON "
           "{valid_json_rate_by_method[zero-shot]:.2f} → {valid_json_rate_by_method[fine-tuned]:.2f}; the LangChain "
