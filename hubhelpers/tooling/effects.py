@@ -19,7 +19,9 @@ EFFECTS: dict[str, str] = {
     "00": "environment report; {n_libraries_imported} course libraries import offline",
     "01": "bigram vs neural perplexity on held-out text ({bigram_perplexity:.1f} vs {model_perplexity:.2f}); "
           "next-token distribution; entropy rises {entropy_gain_max_vs_min_temperature:.1f} nats from the lowest to "
-          "the highest temperature",
+          "the highest temperature; at temperature 2 top-k / top-p cut wrong sampled answers "
+          "{sampled_wrong_share[plain]:.2f} → {sampled_wrong_share[top-k, k=5]:.2f} / "
+          "{sampled_wrong_share[top-p, p=0.8]:.2f} (hand-written filters equal transformers')",
     "02": "loss curves; validation loss vs parameters for 3 sizes on one budget ({scaling_val_losses[nano]:.2f} → "
           "{scaling_val_losses[small]:.2f}); {train_tokens_per_s:,.0f} tokens/s; the shipped model's card "
           "({shipped_to_here_token_ratio:.0f}× this budget); what makes it large: tokens per parameter GPT-3 "
