@@ -1,0 +1,126 @@
+"""Tests of the seeds runner: margins to a band's edges, the spread across seeds, and an end-to-end run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from hubhelpers.tooling import course
+from hubhelpers.tooling import seeds as S
+
+KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
+
+
+def write_notebook(path: Path, cells: list[str], params: str = "X: int = 1  # a parameter") -> Path:
+    """Write a tiny notebook: a title, a parameters cell, then ``cells`` (as tests/test_course_runner.py does)."""
+    nb = new_notebook(metadata={"kernelspec": KERNELSPEC})
+    nb.cells = [new_markdown_cell(f"# {path.stem}"), new_code_cell(params, metadata={"tags": ["parameters"]})]
+    nb.cells += [new_code_cell(src) for src in cells]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def band(value: float, at_least: float | None = None, at_most: float | None = None, **extra: object) -> dict:
+    """A bands.json record as Results.expect writes it (passed from the band, checked unless told)."""
+    passed = (at_least is None or value >= at_least) and (at_most is None or value <= at_most)
+    return {"at_least": at_least, "at_most": at_most, "value": value, "passed": passed, "kind": "mechanism",
+            "checked": True, **extra}
+
+
+def test_margin_is_a_fraction_of_the_nearer_edge() -> None:
+    assert S.margin(0.9, band(0.9, at_least=0.8)) == pytest.approx(0.125)
+    assert S.margin(15.0, band(15.0, at_most=20.0)) == pytest.approx(0.25)
+    assert S.margin(-1.5, band(-1.5, at_least=-2.0)) == pytest.approx(0.25)  # the edge's magnitude, not its sign
+    assert S.margin(1.0032, band(1.0032, 0.99, 1.01)) == pytest.approx((1.01 - 1.0032) / 1.01)  # the nearer edge
+    assert S.margin(0.5, band(0.5, at_least=0.85)) == pytest.approx(-0.35 / 0.85)  # outside: negative
+    assert S.margin(0.3, band(0.3, at_least=0.0)) == pytest.approx(0.3)  # an edge at 0: the plain distance
+    assert S.margin(0.0, band(0.0, at_most=0)) == 0.0 and S.on_zero_edge(0.0, band(0.0, at_most=0))
+    assert not S.on_zero_edge(0.0, band(0.0, at_most=1e-6))
+
+
+def test_spread_rows_put_failures_first_then_near_edges(tmp_path: Path) -> None:
+    bands_by_seed = {
+        1: {"00_a": {"acc": band(0.95, at_least=0.8), "ratio": band(1.03, at_least=1.0),
+                     "mismatches": band(0, at_most=0)},
+            "01_b": {"loss": band(1.0, at_most=2.0)}},
+        2: {"00_a": {"acc": band(0.90, at_least=0.8), "ratio": band(1.2, at_least=1.0),
+                     "mismatches": band(0, at_most=0)},
+            "01_b": {"loss": band(2.5, at_most=2.0)}},
+        3: {"00_a": {"acc": band(0.85, at_least=0.8), "ratio": band(1.1, at_least=1.0),
+                     "mismatches": band(0, at_most=0)}},  # 01_b stopped before its band
+    }
+    rows = S.spread_rows(bands_by_seed)
+    assert [(r["notebook"], r["figure"], r["status"]) for r in rows] == [
+        ("01_b", "loss", "fail"), ("00_a", "ratio", "near"), ("00_a", "mismatches", "exact"), ("00_a", "acc", "ok")]
+    loss, ratio, _, acc = rows
+    assert loss["failed_seeds"] == [2] and loss["missing_seeds"] == [3] and loss["values"]["3"] is None
+    assert loss["margin"] == pytest.approx(-0.25) and loss["worst_seed"] == 2
+    assert (acc["min"], acc["median"], acc["max"]) == pytest.approx((0.85, 0.90, 0.95))
+    assert acc["margin"] == pytest.approx(0.0625) and acc["worst_seed"] == 3
+    assert ratio["margin"] == pytest.approx(0.03) and ratio["worst_seed"] == 1
+    assert [r["notebook"] for r in S.spread_rows(bands_by_seed, ["00_a"])] == ["00_a"] * 3
+
+    runs = {seed: [course.RunResult(nb, 0, 1.0, 10.0, tmp_path / "o", tmp_path / "l") for nb in ("00_a", "01_b")]
+            for seed in (1, 2, 3)}
+    runs[3][1] = course.RunResult("01_b", 1, 1.0, 10.0, tmp_path / "o", tmp_path / "l")
+    statuses = S.run_statuses(runs, bands_by_seed)
+    assert statuses["00_a"] == {"1": "passed", "2": "passed", "3": "passed"}
+    assert statuses["01_b"] == {"1": "passed", "2": "failed", "3": "failed"}
+    assert S.failures(rows, statuses) == ["01_b: figure 'loss' = 2.5 outside <= 2 at seed 2", "01_b: failed at seed 3"]
+
+    report = S.render_spread(rows, statuses, [1, 2, 3])
+    assert "| 01_b | loss | mechanism | <= 2 | 1 | 2.5 | – | 1 | 1.75 | 2.5 | -25.0% | ❌ FAIL at seed 2 · " \
+           "missing at seed 3 |" in report
+    assert "| 00_a | ratio | mechanism | >= 1 | 1.03 | 1.2 | 1.1 | 1.03 | 1.1 | 1.2 | +3.0% | ⚠️ within 5% of an " \
+           "edge (seed 1) |" in report
+    assert "| 01_b | passed | failed | failed |" in report and "[seed 2](seed2/REPORT.md)" in report
+    assert report.index("| 01_b | loss |") < report.index("| 00_a | ratio |") < report.index("| 00_a | acc |")
+
+
+def test_a_shipped_band_not_checked_is_no_failure() -> None:
+    unchecked = band(0.1, at_least=0.9, kind="shipped", checked=False)
+    [row] = S.spread_rows({1: {"00_a": {"acc": unchecked}}})
+    assert row["status"] == "not checked" and row["failed_seeds"] == [] and row["margin"] < 0
+
+
+@pytest.mark.timeout(600)
+def test_seeds_end_to_end_names_the_failing_seed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    nbdir, build = tmp_path / "notebooks", tmp_path / "seeds"
+    write_notebook(
+        nbdir / "00_seeded.ipynb",
+        ["from hubhelpers.results import Results\nres = Results('00_seeded')",
+         "res.check('near_one', 1 + SEED / 100, at_least=1.0, kind='mechanism')",
+         "res.check('seed_seen', SEED, at_most=1, kind='mechanism')"],  # holds at seed 1, fails at seed 2
+        params="SEED: int = 0  # the sampling seed",
+    )
+    write_notebook(  # declares no SEED: `-p SEED n` must not reach it, and it runs as by default
+        nbdir / "01_unseeded.ipynb",
+        ["from hubhelpers.results import Results",
+         "Results('01_unseeded').check('x_seen', X, at_least=0.5, at_most=2, kind='mechanism')"],
+    )
+
+    code = S.main(["--seeds", "1", "2", "--notebooks", str(nbdir), "--build-dir", str(build)])
+
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "00_seeded: figure 'seed_seen' = 2 outside <= 1 at seed 2" in out
+    assert "00_seeded: near_one (margin +1.0% at seed 1)" in out
+    for seed in (1, 2):
+        assert {"results.json", "bands.json", "REPORT.md"} <= {p.name for p in (build / f"seed{seed}").iterdir()}
+        assert json.loads((build / f"seed{seed}" / "bands.json").read_text())["01_unseeded"]["x_seen"]["passed"]
+    spread = json.loads((build / "spread.json").read_text())
+    assert spread["seeds"] == [1, 2] and spread["runs"]["00_seeded"] == {"1": "passed", "2": "failed"}
+    rows = {r["figure"]: r for r in spread["rows"]}
+    assert rows["seed_seen"]["values"] == {"1": 1.0, "2": 2.0} and rows["seed_seen"]["failed_seeds"] == [2]
+    assert rows["near_one"]["status"] == "near" and rows["x_seen"]["status"] == "ok"
+    assert [r["figure"] for r in spread["rows"]] == ["seed_seen", "near_one", "x_seen"]
+    report = (build / "REPORT.md").read_text()
+    assert "| 00_seeded | seed_seen | mechanism | <= 1 | 1 | 2 | 1 | 1.5 | 2 | -100.0% | ❌ FAIL at seed 2 |" in report
+
+    assert S.main(["--seeds", "1", "--only", "01", "--notebooks", str(nbdir), "--build-dir", str(build)]) == 2
+    assert "no selected notebook declares a SEED parameter" in capsys.readouterr().err
