@@ -13,6 +13,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from hubhelpers import results as R
 from hubhelpers.tooling import course
+from hubhelpers.tooling import seeds as S
 
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 
@@ -180,3 +181,41 @@ def test_model_means_the_causal_lm_in_every_notebook_that_has_one() -> None:
     without = sorted(n for n, names in declared.items() if "MODEL" not in names)
     assert without == ["02", "13"]
     assert "ENCODER" in declared["13"] and all("ENCODER" in declared[n] for n in ("10", "15"))
+
+
+@pytest.mark.timeout(600)
+def test_seeds_runner_end_to_end_names_the_failing_seed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    nbdir, build = tmp_path / "notebooks", tmp_path / "seeds"
+    write_notebook(
+        nbdir / "00_seeded.ipynb",
+        ["from hubhelpers.results import Results\nres = Results('00_seeded')",
+         "res.check('near_one', 1 + SEED / 100, at_least=1.0, kind='mechanism')",
+         "res.check('seed_seen', SEED, at_most=1, kind='mechanism')"],  # holds at seed 1, fails at seed 2
+        params="SEED: int = 0  # the sampling seed",
+    )
+    write_notebook(  # declares no SEED: `-p SEED n` must not reach it, and it runs as by default
+        nbdir / "01_unseeded.ipynb",
+        ["from hubhelpers.results import Results",
+         "Results('01_unseeded').check('x_seen', X, at_least=0.5, at_most=2, kind='mechanism')"],
+    )
+
+    code = S.main(["--seeds", "1", "2", "--notebooks", str(nbdir), "--build-dir", str(build)])
+
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "00_seeded: figure 'seed_seen' = 2 outside <= 1 at seed 2" in out
+    assert "00_seeded: near_one (margin +1.0% at seed 1)" in out
+    for seed in (1, 2):
+        assert {"results.json", "bands.json", "REPORT.md"} <= {p.name for p in (build / f"seed{seed}").iterdir()}
+        assert json.loads((build / f"seed{seed}" / "bands.json").read_text())["01_unseeded"]["x_seen"]["passed"]
+    spread = json.loads((build / "spread.json").read_text())
+    assert spread["seeds"] == [1, 2] and spread["runs"]["00_seeded"] == {"1": "passed", "2": "failed"}
+    rows = {r["figure"]: r for r in spread["rows"]}
+    assert rows["seed_seen"]["values"] == {"1": 1.0, "2": 2.0} and rows["seed_seen"]["failed_seeds"] == [2]
+    assert rows["near_one"]["status"] == "near" and rows["x_seen"]["status"] == "ok"
+    assert [r["figure"] for r in spread["rows"]] == ["seed_seen", "near_one", "x_seen"]
+    report = (build / "REPORT.md").read_text()
+    assert "| 00_seeded | seed_seen | mechanism | <= 1 | 1 | 2 | 1 | 1.5 | 2 | -100.0% | ❌ FAIL at seed 2 |" in report
+
+    assert S.main(["--seeds", "1", "--only", "01", "--notebooks", str(nbdir), "--build-dir", str(build)]) == 2
+    assert "no selected notebook declares a SEED parameter" in capsys.readouterr().err

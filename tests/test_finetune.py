@@ -160,3 +160,22 @@ def test_sft_on_a_base_model_without_a_chat_template(tiny_gpt2_dir, world, tmp_p
     assert 0 < n_trained <= len(row["input_ids"])
     assert (n_trained < len(row["input_ids"])) == assistant_only
     assert trainer.args.completion_only_loss is assistant_only and not trainer.args.assistant_only_loss
+
+
+def test_follows_form_needs_the_asked_form_and_the_fact(world):
+    ex = tasks.form_examples(world, 1, ("topic -> answer",))[0]
+    topic = tasks.TOPIC_WORDS[ex["relation"]]
+    assert F.follows_form(ex, ex["messages"][1]["content"]) and F.follows_form(ex, f" {topic} -> {ex['value']}.")
+    for bad in (f"{ex['name']} -> {ex['value']}", f"{topic}: {ex['value']}", f"{topic} -> wrong", ex["value"]):
+        assert not F.follows_form(ex, bad), bad
+
+
+def test_form_accuracy_scores_per_form(tiny, world):
+    model, tok = tiny
+    examples = tasks.form_examples(world, 6, ("answer | name", "topic = answer"))
+    acc, by_form, responses = F.form_accuracy(model, tok, examples, max_new_tokens=4)
+    hits = [F.follows_form(ex, r) for ex, r in zip(examples, responses)]
+    assert acc == sum(hits) / len(hits) and len(responses) == len(examples)
+    assert set(by_form) == {ex["instruction"] for ex in examples} and all(0 <= v <= 1 for v in by_form.values())
+    with pytest.raises(ValueError, match="at least one"):
+        F.form_accuracy(model, tok, [])
