@@ -1,8 +1,9 @@
 """Fine-tuning helpers for notebooks 05-06 and the SFT script: chat data, TRL's SFTTrainer, instruction scoring.
 
 The instruction data come from ``hubhelpers.tasks.instruction_examples``: a user asks a question about a TinyWorld
-person with a *checkable* instruction (one word, a full sentence, capital letters, name first); the assistant turn
-is the gold answer. ``follows_instruction`` checks a response against both the instruction and the fact.
+person with a *checkable* instruction (``tasks.INSTRUCTIONS``: an arrow form, a full sentence, the name first, the topic
+first); the assistant turn is the gold answer. ``follows_instruction`` checks a response against both the instruction
+and the fact; ``follows_form`` does the same for the answer formats of ``tasks.FORMS``.
 """
 
 from __future__ import annotations
@@ -163,6 +164,23 @@ def instruction_accuracy(model, tokenizer, examples: Sequence[dict], max_new_tok
         per_kind.setdefault(ex["instruction"], []).append(hit)
     by_kind = {k: sum(v) / len(v) for k, v in sorted(per_kind.items())}
     return sum(hits) / len(hits), by_kind, responses
+
+
+def follows_form(example: dict, response: str) -> bool:
+    """True when `response` is the reply its tasks.form_examples instruction asks for (form and fact)."""
+    gold = tasks.form_reply(example["instruction"], example["name"], example["relation"], example["value"])
+    return normalise(response) == normalise(gold)
+
+
+def form_accuracy(model, tokenizer, examples: Sequence[dict], max_new_tokens: int = 16,
+                  batch_size: int = 64) -> tuple[float, dict[str, float], list[str]]:
+    """(overall accuracy, accuracy per form, responses) of greedy replies to tasks.form_examples."""
+    responses = chat_responses(model, tokenizer, examples, max_new_tokens, batch_size)
+    per_form: dict[str, list[bool]] = {}
+    for ex, r in zip(examples, responses):
+        per_form.setdefault(ex["instruction"], []).append(follows_form(ex, r))
+    hits = [h for v in per_form.values() for h in v]
+    return sum(hits) / len(hits), {k: sum(v) / len(v) for k, v in sorted(per_form.items())}, responses
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ Every set is drawn with its own fixed-seed generator, so the same world and seed
 from __future__ import annotations
 
 import random
+import re
 
 from hubhelpers.params import check_int
 from hubhelpers.world import (
@@ -104,6 +105,74 @@ def instruction_examples(world: World, n: int, seed: int = 0, split: str = "trai
         user = user_t.format(q=question(p, r, rng))
         out.append({"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}],
                     "instruction": kind, "relation": r, "name": p.name, "value": p[r]})
+    return out
+
+
+# Unseen wordings of each instruction kind: instruction_examples never uses them, so a model follows them only if it
+# learned what an instruction asks for rather than its exact words.
+INSTRUCTION_REWORDINGS = {
+    "arrow": ("Reply in the form 'name -> answer'.", "Write 'name -> answer'.", "Use the format 'name -> answer'.",
+              "Give the answer as 'name -> answer'."),
+    "sentence": ("Reply in a full sentence.", "Answer with a complete sentence.", "Write a full sentence.",
+                 "Use a whole sentence."),
+    "name_first": ("Begin your answer with the person's name.", "Start your reply with the person's name.",
+                   "Put the person's name first.", "Say the person's name first, then the answer."),
+    "topic_first": ("Say what was asked about first, then the answer.", "First name the topic, then the answer.",
+                    "Say the topic of the question, then the answer.", "Tell what was asked about, then the answer."),
+}
+
+
+def reworded(examples: list[dict], seed: int = 0) -> list[dict]:
+    """Copies of instruction_examples whose instruction is one of its kind's INSTRUCTION_REWORDINGS (key 'wording')."""
+    rng = random.Random(f"reword-{seed}")
+    out = []
+    for ex in examples:
+        user, reply = ex["messages"]
+        kind = ex["instruction"]
+        prefix = INSTRUCTIONS[kind][0].removesuffix("{q}") if kind in INSTRUCTIONS else None
+        if prefix is None or not user["content"].startswith(prefix):
+            raise ValueError(f"reworded takes instruction_examples (kinds {', '.join(sorted(INSTRUCTIONS))}); "
+                             f"got kind {kind!r} asking {user['content']!r}")
+        wording = rng.choice(INSTRUCTION_REWORDINGS[kind])
+        content = f"{wording} {user['content'][len(prefix):]}"
+        out.append({**ex, "messages": [{**user, "content": content}, dict(reply)], "wording": wording})
+    return out
+
+
+# Answer formats spelled out in the instruction, 'Answer in the form 'name -> answer'.', built from two parts: the
+# order of the slots (name, topic word, answer) and the joiner between them. Three of them are the replies of
+# INSTRUCTIONS kinds (INSTRUCTION_FORMS); the others (NEW_FORMS) recombine those parts into formats never trained.
+FORM_ORDERS = (("name", "answer"), ("topic", "answer"), ("answer", "name"), ("answer", "topic"))
+FORM_JOINERS = (" -> ", ": ", " => ", " | ", " = ")
+FORMS = tuple(f"{a}{joiner}{b}" for a, b in FORM_ORDERS for joiner in FORM_JOINERS)
+INSTRUCTION_FORMS = {"arrow": "name -> answer", "name_first": "name: answer", "topic_first": "topic: answer"}
+NEW_FORMS = tuple(f for f in FORMS if f not in INSTRUCTION_FORMS.values())
+
+
+def form_reply(form: str, name: str, relation: str, value: str) -> str:
+    """The reply a form asks for, e.g. form_reply('answer | topic', 'Bela', 'pet', 'cat') == 'cat | pet'."""
+    if form not in FORMS:
+        raise ValueError(f"unknown form {form!r}; accepted: {', '.join(FORMS)}")
+    slots = {"name": name, "topic": TOPIC_WORDS[relation], "answer": value}
+    return re.sub(r"name|topic|answer", lambda m: slots[m.group()], form)
+
+
+def form_examples(world: World, n: int, forms: tuple[str, ...] = FORMS, seed: int = 0, split: str = "train",
+                  relations: tuple[str, ...] = PRETRAIN_RELATIONS) -> list[dict]:
+    """Chat examples asking for one of `forms` (keys of instruction_examples; 'instruction' is the form)."""
+    check_int("n", n)
+    bad = [f for f in forms if f not in FORMS]
+    if not forms or bad:
+        raise ValueError(f"forms must be a non-empty selection of {FORMS}, got {forms!r}")
+    rng = random.Random(f"form-{split}-{seed}")
+    people = people_of(world, split)
+    out = []
+    for _ in range(n):
+        p, r, form = rng.choice(people), rng.choice(relations), rng.choice(sorted(forms))
+        user = f"Answer in the form '{form}'. {question(p, r, rng)}"
+        out.append({"messages": [{"role": "user", "content": user},
+                                 {"role": "assistant", "content": form_reply(form, p.name, r, p[r])}],
+                    "instruction": form, "relation": r, "name": p.name, "value": p[r]})
     return out
 
 

@@ -41,7 +41,10 @@ EFFECTS: dict[str, str] = {
           "accuracy {task_acc_before:.2f} → {task_acc_after:.2f}; LR sweep too small / good / too large "
           "({lr_sweep_acc[1e-05]:.2f} / {lr_sweep_acc[0.003]:.2f} / {lr_sweep_acc[0.3]:.2f})",
     "06": "held-out instruction accuracy {instruction_acc_before:.2f} → {instruction_acc_after:.2f}; same budget, "
-          "loss on all tokens: {instruction_acc_all_tokens:.2f} (learning curves of both)",
+          "loss on all tokens: {instruction_acc_all_tokens:.2f} (learning curves of both); unseen wordings of the "
+          "trained instructions {reworded_acc_before:.2f} → {reworded_acc_after:.2f}, new answer formats "
+          "{new_form_acc_before:.2f} → {new_form_acc_after:.2f} (a trained format instead: "
+          "{new_form_fallback_rate:.2f})",
     "07": "hand-written LoRA layer equals PEFT's (max difference {hand_vs_peft_max_abs_diff:.1g}); "
           "{lora_trainable_fraction:.1%} trainable parameters: LoRA {lora_acc:.2f} vs full fine-tuning "
           "{full_ft_acc:.2f} (the same linears without embeddings/output: {lora_linears_only_acc:.2f}); QLoRA "
