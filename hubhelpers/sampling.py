@@ -27,11 +27,15 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     Float(0, at_most=1).check("p", p, {})
     if p == 1:
         return logits.clone()  # every token is needed to reach a mass of 1
-    probs, order = logits.softmax(-1).sort(-1, descending=True)
-    mass_before = probs.cumsum(-1) - probs  # probability of the more likely tokens ranked above each one
-    keep_sorted = mass_before < p  # the top token always has 0 before it, so at least one token is kept
-    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
-    return logits.masked_fill(~keep, float("-inf"))
+    # The same set found from the bottom: drop the least likely tokens while their total stays <= 1 - p. Summing in
+    # this order, as transformers does, keeps the boundary identical on flat distributions over tens of thousands of
+    # tokens, where a sum from the top rounds differently in the last bits.
+    sorted_logits, order = logits.sort(-1)  # ascending: the least likely token first
+    mass_up_to = sorted_logits.softmax(-1).cumsum(-1)  # mass of each token and of every less likely one
+    drop_sorted = mass_up_to <= 1 - p  # a tail of mass <= 1 - p can go: what stays holds >= p
+    drop_sorted[..., -1] = False  # the most likely token always stays
+    drop = drop_sorted.scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
 
 
 def sampling_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,

@@ -66,6 +66,15 @@ def test_top_p_equals_transformers_warper(p):
     assert torch.allclose(ours.softmax(-1), theirs.softmax(-1), atol=1e-7)
 
 
+@pytest.mark.parametrize("p", [0.5, 0.8, 0.95])
+def test_top_p_keeps_transformers_boundary_on_a_flat_large_vocabulary(p):
+    """A random model's near-uniform 32k-token distribution: rounding in the cumulative sum decides the boundary."""
+    torch.manual_seed(0)
+    logits = torch.randn(8, 32_000) * 0.005  # a summation from the top put the boundary one token off here
+    ours, theirs = S.top_p_filter(logits, p), TopPLogitsWarper(top_p=p)(None, logits)
+    assert torch.equal(ours.isfinite(), theirs.isfinite())
+
+
 def test_sampling_probs_chains_temperature_top_k_top_p_as_generate_does():
     torch.manual_seed(3)
     logits = torch.randn(4, 100) * 3
