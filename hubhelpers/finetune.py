@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -154,16 +154,22 @@ def follows_instruction(example: dict, response: str) -> bool:
     return normalise(text) == f"{head}: {value}".lower()
 
 
-def instruction_accuracy(model, tokenizer, examples: Sequence[dict], max_new_tokens: int = 16,
-                         batch_size: int = 64) -> tuple[float, dict[str, float], list[str]]:
-    """(overall accuracy, accuracy per instruction kind, responses) of greedy replies on `examples`."""
+def graded_accuracy(model, tokenizer, examples: Sequence[dict], follows: Callable[[dict, str], bool],
+                    max_new_tokens: int = 16, batch_size: int = 64) -> tuple[float, dict[str, float], list[str]]:
+    """(overall accuracy, accuracy per example["instruction"], responses) of greedy replies judged by `follows`."""
     responses = chat_responses(model, tokenizer, examples, max_new_tokens, batch_size)
-    hits = [follows_instruction(ex, r) for ex, r in zip(examples, responses)]
+    hits = [follows(ex, r) for ex, r in zip(examples, responses)]
     per_kind: dict[str, list[bool]] = {}
     for ex, hit in zip(examples, hits):
         per_kind.setdefault(ex["instruction"], []).append(hit)
     by_kind = {k: sum(v) / len(v) for k, v in sorted(per_kind.items())}
     return sum(hits) / len(hits), by_kind, responses
+
+
+def instruction_accuracy(model, tokenizer, examples: Sequence[dict], max_new_tokens: int = 16,
+                         batch_size: int = 64) -> tuple[float, dict[str, float], list[str]]:
+    """(overall accuracy, accuracy per instruction kind, responses) of greedy replies on `examples`."""
+    return graded_accuracy(model, tokenizer, examples, follows_instruction, max_new_tokens, batch_size)
 
 
 def follows_form(example: dict, response: str) -> bool:
@@ -175,12 +181,7 @@ def follows_form(example: dict, response: str) -> bool:
 def form_accuracy(model, tokenizer, examples: Sequence[dict], max_new_tokens: int = 16,
                   batch_size: int = 64) -> tuple[float, dict[str, float], list[str]]:
     """(overall accuracy, accuracy per form, responses) of greedy replies to tasks.form_examples."""
-    responses = chat_responses(model, tokenizer, examples, max_new_tokens, batch_size)
-    per_form: dict[str, list[bool]] = {}
-    for ex, r in zip(examples, responses):
-        per_form.setdefault(ex["instruction"], []).append(follows_form(ex, r))
-    hits = [h for v in per_form.values() for h in v]
-    return sum(hits) / len(hits), {k: sum(v) / len(v) for k, v in sorted(per_form.items())}, responses
+    return graded_accuracy(model, tokenizer, examples, follows_form, max_new_tokens, batch_size)
 
 
 # ---------------------------------------------------------------------------------------------------------
