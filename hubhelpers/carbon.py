@@ -20,7 +20,7 @@ from codecarbon.core.cpu import DEFAULT_POWER_PER_CORE, TDP
 from codecarbon.external.hardware import CPU
 from codecarbon.input import DataSource
 
-from hubhelpers.params import Float
+from hubhelpers.params import check_positive
 
 FLOPS_PER_PARAM_TOKEN = 6  # forward 2·N·D + backward 4·N·D
 
@@ -57,15 +57,9 @@ def published_run(name: str) -> PublishedRun:
     raise ValueError(f"unknown published run {name!r}; accepted: {', '.join(r.name for r in PUBLISHED_RUNS)}")
 
 
-def _positive(name: str, value: float, allow_zero: bool = False) -> float:
-    """`value` as a float if it is a finite number > 0 (or >= 0), else a ValueError naming it."""
-    (Float(at_least=0) if allow_zero else Float(0)).check(name, value, {})
-    return float(value)
-
-
 def training_flops(params: float, tokens: float) -> float:
     """C ≈ 6·N·D: FLOPs to train N parameters on D tokens (2·N·D forward, 4·N·D backward)."""
-    return FLOPS_PER_PARAM_TOKEN * _positive("params", params) * _positive("tokens", tokens)
+    return FLOPS_PER_PARAM_TOKEN * check_positive("params", params) * check_positive("tokens", tokens)
 
 
 @dataclass(frozen=True)
@@ -82,12 +76,12 @@ class Footprint:
 
 def footprint(gpu_hours: float, power_w: float, pue: float = 1.0, intensity_kg_per_kwh: float = 0.4) -> Footprint:
     """Energy = GPU-hours × power × PUE; CO2eq = energy × grid intensity (kg CO2eq per kWh)."""
-    hours = _positive("gpu_hours", gpu_hours, allow_zero=True)
-    power = _positive("power_w", power_w)
-    pue = _positive("pue", pue)
+    hours = check_positive("gpu_hours", gpu_hours, allow_zero=True)
+    power = check_positive("power_w", power_w)
+    pue = check_positive("pue", pue)
     if pue < 1:
         raise ValueError(f"pue must be >= 1 (facility energy / IT energy), got {pue!r}")
-    intensity = _positive("intensity_kg_per_kwh", intensity_kg_per_kwh, allow_zero=True)
+    intensity = check_positive("intensity_kg_per_kwh", intensity_kg_per_kwh, allow_zero=True)
     energy = hours * power / 1000 * pue
     return Footprint(energy, energy * intensity)
 
@@ -172,7 +166,7 @@ def track(fn: Callable[[], object], output_dir: str | Path, country_iso_code: st
                          f"got {country_iso_code!r}")
     if tracking_mode not in ("process", "machine"):
         raise ValueError(f"tracking_mode must be 'process' or 'machine', got {tracking_mode!r}")
-    _positive("measure_power_secs", measure_power_secs)
+    check_positive("measure_power_secs", measure_power_secs)
     grid_intensity(country_iso_code)  # a ValueError for a country CodeCarbon has no energy mix for
 
     logging.getLogger("codecarbon").setLevel(logging.ERROR)  # before init: its start-up notices are not news

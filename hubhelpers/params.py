@@ -300,3 +300,9 @@ def check_int(name: str, value: Any, low: int = 1, high: int | None = None) -> i
     """`value` if it is an int (not a bool) in [low, high], else 'NAME must be an int >= LOW, got VALUE'."""
     Int(low, high).check(name, value, {})
     return value
+
+
+def check_positive(name: str, value: Any, allow_zero: bool = False) -> float:
+    """`value` as a float if it is a finite number > 0 (>= 0 with `allow_zero`), else a ValueError naming it."""
+    (Float(at_least=0) if allow_zero else Float(0)).check(name, value, {})
+    return float(value)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hubhelpers.carbon import published_run, training_flops
-from hubhelpers.params import Float
+from hubhelpers.params import check_positive
 
 # Hoffmann et al. 2022 (arXiv 2203.15556), Table 3: compute-optimal training tokens grow in proportion to the
 # parameters, about 20 tokens per parameter (e.g. 1B parameters on 20.2B tokens, 10B on 205.1B).
@@ -57,20 +57,14 @@ def published_model(name: str) -> ModelScale:
     raise ValueError(f"unknown model {name!r}; accepted: {', '.join(m.name for m in PUBLISHED_MODELS)}")
 
 
-def _positive(name: str, value: float) -> float:
-    """`value` as a float if it is a finite number > 0, else a ValueError naming it."""
-    Float(0).check(name, value, {})
-    return float(value)
-
-
 def tokens_per_param(params: float, tokens: float) -> float:
     """Training tokens per parameter, D / N."""
-    return _positive("tokens", tokens) / _positive("params", params)
+    return check_positive("tokens", tokens) / check_positive("params", params)
 
 
 def compute_optimal_tokens(params: float) -> float:
     """Chinchilla's compute-optimal training tokens for N parameters: about 20·N."""
-    return CHINCHILLA_TOKENS_PER_PARAM * _positive("params", params)
+    return CHINCHILLA_TOKENS_PER_PARAM * check_positive("params", params)
 
 
 def compute_flops(model: ModelScale) -> float | None:
