@@ -82,16 +82,21 @@ def _selects(token: str, stem: str) -> bool:
 
 
 # --------------------------------------------------------------------------- command line
+def add_run_options(parser: argparse.ArgumentParser, build_default: str = "build/") -> None:
+    """The options of a course run: which notebooks, where to write, which kernel, time limits."""
+    parser.add_argument("--only", nargs="+", default=[], metavar="NB", help="number prefix, stem or glob")
+    parser.add_argument("--notebooks", type=Path, default=None, help="notebook folder (default: notebooks/)")
+    parser.add_argument("--build-dir", type=Path, default=None, help=f"output folder (default: {build_default})")
+    parser.add_argument("--kernel", default="python3", help="kernel name (default: python3 of this env)")
+    parser.add_argument("--timeout", type=float, default=None, help="wall-clock limit per notebook, s")
+    parser.add_argument("--cell-timeout", type=int, default=None, help="papermill per-cell limit, s")
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the runner's options and the papermill parameters it passes through."""
     parser = argparse.ArgumentParser(prog="python -m hubhelpers.tooling.course",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--only", nargs="+", default=[], metavar="NB", help="number prefix, stem or glob")
-    parser.add_argument("--notebooks", type=Path, default=None, help="notebook folder (default: notebooks/)")
-    parser.add_argument("--build-dir", type=Path, default=None, help="output folder (default: build/)")
-    parser.add_argument("--kernel", default="python3", help="kernel name (default: python3 of this env)")
-    parser.add_argument("--timeout", type=float, default=None, help="wall-clock limit per notebook, s")
-    parser.add_argument("--cell-timeout", type=int, default=None, help="papermill per-cell limit, s")
+    add_run_options(parser)
     pair = {"nargs": 2, "action": "append", "default": [], "metavar": ("NAME", "VALUE")}
     parser.add_argument("-p", "--parameters", help="papermill parameter", **pair)
     parser.add_argument("-r", "--parameters_raw", help="papermill raw-string parameter", **pair)
@@ -339,6 +344,13 @@ def render_report(runs: Sequence[RunResult], build_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def write_report(runs: Sequence[RunResult], build_dir: Path) -> Path:
+    """Write build_dir/REPORT.md for ``runs`` and return its path."""
+    report = build_dir / "REPORT.md"
+    report.write_text(render_report(runs, build_dir) + "\n", encoding="utf-8")
+    return report
+
+
 def log_tail(log: Path, n: int = LOG_TAIL_LINES) -> str:
     """Return the last ``n`` lines of a log file."""
     if not log.exists():
@@ -413,9 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     limits = {"timeout": args.timeout, "cell_timeout": args.cell_timeout}
     runs = run_course(notebooks, build_dir, args.kernel, papermill_parameters(args), **limits)
-    report = build_dir / "REPORT.md"
-    report.write_text(render_report(runs, build_dir) + "\n", encoding="utf-8")
-    code = summarize(runs, report)
+    code = summarize(runs, write_report(runs, build_dir))
     if is_default_run(args) and (root / "README.md").is_file():
         try:
             written = write_effects(runs, build_dir, root / "README.md")

@@ -219,7 +219,7 @@ def run_model(model: MatrixModel, root: Path, only: Sequence[str]) -> dict[str, 
     notebooks = course.discover_notebooks((R.find_project_root() or Path.cwd()) / "notebooks", only)
     takes_model = [nb for nb in notebooks if "MODEL" in course.declared_parameters(nb)]
     runs = course.run_course(takes_model, build_dir, "python3", ["-p", "MODEL", str(model_dir)])
-    (build_dir / "REPORT.md").write_text(course.render_report(runs, build_dir) + "\n", encoding="utf-8")
+    course.write_report(runs, build_dir)
     bands = R.load_bands(build_dir)
     column = {nb.stem: NO_MODEL for nb in notebooks if nb not in takes_model}
     return column | {run.name: cell_verdict(run.ok, bands.get(run.name, {}), model.all_bands) for run in runs}

@@ -187,7 +187,7 @@ def run_seed(seed: int, notebooks: Sequence[Path], root: Path, kernel: str,
     """Run ``notebooks`` with ``-p SEED seed`` into root/seed<seed>/ and write its REPORT.md."""
     build_dir = root / f"seed{seed}"
     runs = course.run_course(notebooks, build_dir, kernel, ["-p", "SEED", str(seed)], **limits)
-    (build_dir / "REPORT.md").write_text(course.render_report(runs, build_dir) + "\n", encoding="utf-8")
+    course.write_report(runs, build_dir)
     return runs
 
 
@@ -195,12 +195,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The seeds runner's options."""
     parser = argparse.ArgumentParser(prog="python -m hubhelpers.tooling.seeds", description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS), metavar="N")
-    parser.add_argument("--only", nargs="+", default=[], metavar="NB", help="number prefix, stem or glob")
-    parser.add_argument("--notebooks", type=Path, default=None, help="notebook folder (default: notebooks/)")
-    parser.add_argument("--build-dir", type=Path, default=None, help="output folder (default: build/seeds)")
-    parser.add_argument("--kernel", default="python3", help="kernel name (default: python3 of this env)")
-    parser.add_argument("--timeout", type=float, default=None, help="wall-clock limit per notebook, s")
-    parser.add_argument("--cell-timeout", type=int, default=None, help="papermill per-cell limit, s")
+    course.add_run_options(parser, build_default="build/seeds")
     return parser.parse_args(argv)
 
 
