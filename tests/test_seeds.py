@@ -24,8 +24,29 @@ def test_margin_is_a_fraction_of_the_nearer_edge() -> None:
     assert S.margin(1.0032, band(1.0032, 0.99, 1.01)) == pytest.approx((1.01 - 1.0032) / 1.01)  # the nearer edge
     assert S.margin(0.5, band(0.5, at_least=0.85)) == pytest.approx(-0.35 / 0.85)  # outside: negative
     assert S.margin(0.3, band(0.3, at_least=0.0)) == pytest.approx(0.3)  # an edge at 0: the plain distance
-    assert S.margin(0.0, band(0.0, at_most=0)) == 0.0 and S.on_zero_edge(0.0, band(0.0, at_most=0))
-    assert not S.on_zero_edge(0.0, band(0.0, at_most=1e-6))
+    assert S.margin(0.0, band(0.0, at_most=0)) == 0.0 and S.on_edge(0.0, band(0.0, at_most=0))
+    assert not S.on_edge(0.0, band(0.0, at_most=1e-6))
+    assert S.on_edge(1.0, band(1.0, at_least=1.0)) and S.on_edge(12, band(12, at_least=12.0))
+    assert S.edge_distance(1.0032, band(1.0032, 0.99, 1.01)) == pytest.approx(1.01 - 1.0032)
+
+
+def test_spreads_to_edge() -> None:
+    assert S.spreads_to_edge(0.02, 0.0001, 4) == pytest.approx(200)
+    assert S.spreads_to_edge(0.02, 0.0, 4) == float("inf")  # the seed never moves it
+    assert S.spreads_to_edge(0.02, 0.0, 1) is None  # one seed: no spread to compare with
+
+
+def test_near_an_edge_is_steady_only_far_from_it_in_seed_spreads() -> None:
+    def status(*values: float, at_most: float = 1.01) -> str:
+        [row] = S.spread_rows({i: {"08": {"ratio": band(v, at_most=at_most)}} for i, v in enumerate(values)})
+        return row["status"]
+
+    assert status(0.9999, 1.0) == "steady"  # 1% of the edge away, but 100 spreads: no seed carries it across
+    assert status(1.0032, 1.0032) == "steady"  # the seed does not move it at all
+    assert status(0.99, 1.005) == "near"  # 0.005 from the edge, spread 0.015
+    assert status(0.9999) == "near"  # one seed: no spread, so the 5% rule alone
+    assert status(0.9, 0.8) == "ok"
+    assert status(1.01, 1.01) == "exact"  # on its edge at every seed
 
 
 def test_spread_rows_put_failures_first_then_near_edges(tmp_path: Path) -> None:
@@ -59,10 +80,10 @@ def test_spread_rows_put_failures_first_then_near_edges(tmp_path: Path) -> None:
     assert S.failures(rows, statuses) == ["01_b: figure 'loss' = 2.5 outside <= 2 at seed 2", "01_b: failed at seed 3"]
 
     report = S.render_spread(rows, statuses, [1, 2, 3])
-    assert "| 01_b | loss | mechanism | <= 2 | 1 | 2.5 | – | 1 | 1.75 | 2.5 | -25.0% | ❌ FAIL at seed 2 · " \
+    assert "| 01_b | loss | mechanism | <= 2 | 1 | 2.5 | – | 1 | 1.75 | 2.5 | 1.5 | -25.0% | ❌ FAIL at seed 2 · " \
            "missing at seed 3 |" in report
-    assert "| 00_a | ratio | mechanism | >= 1 | 1.03 | 1.2 | 1.1 | 1.03 | 1.1 | 1.2 | +3.0% | ⚠️ within 5% of an " \
-           "edge (seed 1) |" in report
+    assert "| 00_a | ratio | mechanism | >= 1 | 1.03 | 1.2 | 1.1 | 1.03 | 1.1 | 1.2 | 0.17 | +3.0% | ⚠️ within 5% " \
+           "of an edge (seed 1) |" in report
     assert "| 01_b | passed | failed | failed |" in report and "[seed 2](seed2/REPORT.md)" in report
     assert report.index("| 01_b | loss |") < report.index("| 00_a | ratio |") < report.index("| 00_a | acc |")
 

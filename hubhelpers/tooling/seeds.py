@@ -16,8 +16,14 @@ each named with its seed.
 The margin of a value to a band is the smaller of its margins to the band's edges, each a fraction of that edge's
 magnitude: ``(value - at_least) / |at_least|`` and ``(at_most - value) / |at_most|``; negative means outside. An
 edge at 0 has no magnitude to scale by, so the margin to it is the plain distance ``value - 0`` (``0 - value``) in
-the figure's own units. A value lying exactly on an edge at 0 at every seed (``mismatches <= 0``) is an equality
-check that holds: reported as "exact", not as near its edge.
+the figure's own units.
+
+A margin under 5% is a warning only where the seed could carry the figure across the edge. So each row also has the
+figure's *spread* (max - min over the seeds) and its distance to the edge in spreads. A figure within 5% of an edge
+is "near" when that distance is under ``CLEAR_SPREADS`` spreads (or there is one seed only, so no spread); it is
+"steady" when the seeds move it far less than its distance to the edge (at least ``CLEAR_SPREADS`` spreads away,
+e.g. a perplexity ratio of 1.0001 against <= 1.01, or a figure the seed does not change at all). A value lying on its
+band's edge at every seed (a count or yes/no check such as ``mismatches <= 0`` or ``reproducible >= 1``) is "exact".
 """
 
 from __future__ import annotations
@@ -35,8 +41,9 @@ from hubhelpers.tooling import course
 DEFAULT_SEEDS = (1, 2, 3, 4)
 SEEDS_DIR = "seeds"
 SPREAD_FILE = "spread.json"
-NEAR_EDGE = 0.05  # a figure whose smallest margin is below this fraction of its band edge is flagged
-STATUS_ORDER = ("fail", "near", "exact", "ok", "not checked")
+NEAR_EDGE = 0.05  # a figure whose smallest margin is below this fraction of its band edge is flagged...
+CLEAR_SPREADS = 3.0  # ...unless it lies at least this many seed spreads (max - min over the seeds) from the edge
+STATUS_ORDER = ("fail", "near", "steady", "exact", "ok", "not checked")
 
 Bands = Mapping[str, Mapping[str, Mapping[str, Any]]]  # {notebook: {figure: band}} of one seed
 
@@ -55,20 +62,35 @@ def margin(value: float, band: Mapping[str, Any]) -> float:
     return min(edges)
 
 
-def on_zero_edge(value: float, band: Mapping[str, Any]) -> bool:
-    """True when ``value`` lies exactly on an edge of ``band`` that is 0 (an equality check, e.g. 'mismatches <= 0')."""
-    return any(band.get(key) == 0 and value == 0 for key in ("at_least", "at_most"))
+def edge_distance(value: float, band: Mapping[str, Any]) -> float:
+    """The plain distance of ``value`` to the nearer edge of ``band``, in the figure's units; negative when outside."""
+    return min(value - band["at_least"] if key == "at_least" else band["at_most"] - value
+               for key in ("at_least", "at_most") if band.get(key) is not None)
 
 
-def row_status(margins: Mapping[int, float], failed: Sequence[int], exact: bool, checked: bool) -> str:
-    """'fail', 'near' (within NEAR_EDGE of an edge), 'exact', 'ok', or 'not checked' for one figure's seeds."""
+def on_edge(value: float, band: Mapping[str, Any]) -> bool:
+    """True when ``value`` lies exactly on an edge of ``band`` (an equality check, e.g. 'mismatches <= 0')."""
+    return any(band.get(key) is not None and value == band[key] for key in ("at_least", "at_most"))
+
+
+def spreads_to_edge(distance: float, spread: float, n_seeds: int) -> float | None:
+    """The distance to the edge in seed spreads: inf when the seeds never move the figure, None with one seed."""
+    if n_seeds < 2:
+        return None
+    return distance / spread if spread > 0 else float("inf")
+
+
+def row_status(margin_min: float, spreads: float | None, failed: Sequence[int], exact: bool, checked: bool) -> str:
+    """'fail', 'near', 'steady', 'exact', 'ok' or 'not checked' for one figure's seeds (see the module docstring)."""
     if failed:
         return "fail"
     if not checked:
         return "not checked"
     if exact:
         return "exact"
-    return "near" if margins and min(margins.values()) < NEAR_EDGE else "ok"
+    if margin_min >= NEAR_EDGE:
+        return "ok"
+    return "steady" if spreads is not None and spreads >= CLEAR_SPREADS else "near"
 
 
 def figure_row(notebook: str, figure: str, by_seed: Mapping[int, Mapping[str, Any] | None]) -> dict[str, Any]:
@@ -81,18 +103,21 @@ def figure_row(notebook: str, figure: str, by_seed: Mapping[int, Mapping[str, An
     values = {seed: float(band["value"]) for seed, band in present.items()}
     margins = {seed: margin(values[seed], band) for seed, band in present.items()}
     failed = [seed for seed, band in present.items() if band.get("checked", True) and not band.get("passed", False)]
-    exact = all(on_zero_edge(values[seed], band) for seed, band in present.items())
+    exact = all(on_edge(values[seed], band) for seed, band in present.items())
     checked = all(band.get("checked", True) for band in present.values())
     edges = {(band.get("at_least"), band.get("at_most")) for band in present.values()}
     worst = min(margins, key=margins.__getitem__)
+    spread = max(values.values()) - min(values.values())
+    spreads = spreads_to_edge(min(edge_distance(values[s], b) for s, b in present.items()), spread, len(values))
     return {
         "notebook": notebook, "figure": figure, "kind": first.get("kind", R.MECHANISM),
         "at_least": first.get("at_least"), "at_most": first.get("at_most"), "band_varies": len(edges) > 1,
         "values": {str(seed): values.get(seed) for seed in by_seed},
         "min": min(values.values()), "median": statistics.median(values.values()), "max": max(values.values()),
-        "margin": margins[worst], "worst_seed": worst, "failed_seeds": failed,
-        "missing_seeds": [seed for seed in by_seed if seed not in present],
-        "status": row_status(margins, failed, exact, checked),
+        "margin": margins[worst], "worst_seed": worst, "spread": spread,
+        "spreads_to_edge": None if spreads is None or spreads == float("inf") else spreads,
+        "failed_seeds": failed, "missing_seeds": [seed for seed in by_seed if seed not in present],
+        "status": row_status(margins[worst], spreads, failed, exact, checked),
     }
 
 
@@ -139,7 +164,9 @@ def status_text(row: Mapping[str, Any]) -> str:
     text = {
         "fail": f"❌ FAIL at seed {seeds}",
         "near": f"⚠️ within {NEAR_EDGE:.0%} of an edge (seed {row['worst_seed']})",
-        "exact": "✅ exact (on its edge 0)",
+        "steady": ("✅ steady: the same at every seed" if row["spreads_to_edge"] is None else
+                   f"✅ steady: {row['spreads_to_edge']:.0f} seed spreads from its edge"),
+        "exact": "✅ exact (on its edge at every seed)",
         "ok": "✅",
         "not checked": "not checked for this model",
     }[row["status"]]
@@ -158,8 +185,10 @@ def render_spread(rows: Sequence[Mapping[str, Any]], statuses: Mapping[str, Mapp
         "",
         "*Margin*: the smallest, over the seeds, of the value's distance to its band's nearer edge as a fraction of "
         "that edge's magnitude, `(value - at_least) / |at_least|` or `(at_most - value) / |at_most|` (negative: "
-        "outside); to an edge at 0, the plain distance in the figure's units. Failures first, then the figures "
-        f"within {NEAR_EDGE:.0%} of an edge, then the rest.",
+        "outside); to an edge at 0, the plain distance in the figure's units. *Spread*: max - min over the seeds. "
+        f"A figure within {NEAR_EDGE:.0%} of an edge is *near* (⚠️) unless it lies at least {CLEAR_SPREADS:g} "
+        "spreads from that edge (*steady*: the seed cannot carry it across, e.g. a ratio of 1.0001 against <= 1.01). "
+        "*Exact*: on its edge at every seed (a count or yes/no check). Failures first, then near, then the rest.",
         "",
         "## Notebook runs",
         "",
@@ -169,13 +198,14 @@ def render_spread(rows: Sequence[Mapping[str, Any]], statuses: Mapping[str, Mapp
     lines += [f"| {nb} | " + " | ".join(by_seed.get(str(s), "–") for s in seeds) + " |"
               for nb, by_seed in sorted(statuses.items())]
     lines += ["", "## Banded figures", "",
-              "| notebook | figure | kind | band | " + " | ".join(heads) + " | min | median | max | margin | status |",
-              "|---|---|---|---|" + "---|" * len(seeds) + "---|---|---|---|---|"]
+              "| notebook | figure | kind | band | " + " | ".join(heads)
+              + " | min | median | max | spread | margin | status |",
+              "|---|---|---|---|" + "---|" * len(seeds) + "---|---|---|---|---|---|"]
     for r in rows:
         band = R.format_band(r["at_least"], r["at_most"]) + (" (varies by seed)" if r["band_varies"] else "")
         values = [R.format_value(r["values"].get(str(s))) if r["values"].get(str(s)) is not None else "–"
                   for s in seeds]
-        stats = [R.format_value(r[k]) for k in ("min", "median", "max")]
+        stats = [R.format_value(r[k]) for k in ("min", "median", "max", "spread")]
         lines.append(f"| {r['notebook']} | {r['figure']} | {r['kind']} | {band} | " + " | ".join(values + stats)
                      + f" | {_percent(r['margin'])} | {status_text(r)} |")
     return "\n".join(lines) + "\n"
@@ -225,7 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows, statuses = spread_rows(bands_by_seed, names), run_statuses(runs_by_seed, bands_by_seed)
     failed = failures(rows, statuses)
     R.write_json_atomic(root / SPREAD_FILE, {
-        "seeds": seeds, "near_edge": NEAR_EDGE, "rows": rows, "runs": statuses, "failures": failed,
+        "seeds": seeds, "near_edge": NEAR_EDGE, "clear_spreads": CLEAR_SPREADS, "rows": rows, "runs": statuses,
+        "failures": failed,
         "wall_s": {nb: {str(s): values_by_seed[s].get(nb, {}).get("wall_s") for s in seeds} for nb in names},
     })
     (root / "REPORT.md").write_text(render_spread(rows, statuses, seeds), encoding="utf-8")
