@@ -14,7 +14,7 @@ NB_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 MPLBACKE
 NO_NET := unshare -rn sh -c 'ip link set lo up && exec "$$@"' sh env -u HF_HUB_OFFLINE -u TRANSFORMERS_OFFLINE \
           -u HF_DATASETS_OFFLINE MPLBACKEND=Agg
 
-.PHONY: install course seeds models bench test lint unit nbval browser-test lab sync-notebooks lock base-model clean distclean
+.PHONY: install course seeds models bench test lint unit nbval browser-test lab sync-notebooks lock latest base-model clean distclean
 
 install: $(STAMP)
 
@@ -78,12 +78,21 @@ lab: $(STAMP)
 sync-notebooks: $(STAMP)
 	$(PY) -m hubhelpers.tooling.sync
 
-# Regenerate requirements.lock from the current environment.
+# Regenerate requirements.lock from an environment (default: .venv; LOCK_FROM=.venv-latest/bin/python after make latest).
+LOCK_FROM ?= $(PY)
 lock: $(STAMP)
-	{ echo "# Exact versions the course is tested with (Python 3.11). Regenerate with: make lock"; \
-	  echo "# torch is installed first as 'pip install torch==2.13.0' (the CPU build where a local wheel exists)."; \
-	  $(VENV)/bin/pip freeze --exclude-editable | grep -viE '^(llm-hub|llm_hub)[=@ ]' | sed -E 's/^(torch==[0-9.]+)\+cpu$$/\1/'; \
-	} > requirements.lock.tmp && mv requirements.lock.tmp requirements.lock
+	$(PY) -m hubhelpers.tooling.releases lock --python $(LOCK_FROM)
+
+# The next release, before learners meet it: .venv-latest with the newest transformers, peft, trl, bitsandbytes,
+# datasets, accelerate, langchain*, chromadb, sentence-transformers, papermill and nbval (torch stays at the lock's CPU
+# build), then the course there with the network cut, into build/latest/, and build/latest/DRIFT.md: versions against
+# the lock, notebooks that failed, banded figures that moved beyond their spread over make seeds, new warnings.
+# Compares with the lock's last make course (build/). Not in .ci/run.
+# When everything passes there: make lock LOCK_FROM=$(LATEST)/bin/python.
+LATEST := .venv-latest
+latest: $(STAMP)
+	$(PY) -m hubhelpers.tooling.releases install --venv $(LATEST)
+	$(NO_NET) $(LATEST)/bin/python -m hubhelpers.tooling.releases run
 
 # Re-train the embedded TinyWorld base model shipped in hubhelpers/assets/tinyworld/.
 base-model: $(STAMP)
@@ -95,4 +104,4 @@ clean:
 	find . -path ./$(VENV) -prune -o -name .ipynb_checkpoints -type d -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) $(LATEST) *.egg-info

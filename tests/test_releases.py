@@ -1,0 +1,133 @@
+"""The lock and the next release (hubhelpers.tooling.releases): pins, install commands, drift between two runs."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from hubhelpers import results as R
+from hubhelpers.tooling import releases
+
+FREEZE = "accelerate==1.15.0\nllm-hub==0.1.0\nTyping_Extensions==4.12.2\ntorch==2.13.0+cpu\ntransformers==5.24.0\n"
+
+
+def test_parse_pins_canonical_names_no_local_tag():
+    pins = releases.parse_pins("# header\nTyping_Extensions==4.12.2  # why\ntorch==2.13.0+cpu\n-e /work/x\n")
+    assert pins == {"typing-extensions": "4.12.2", "torch": "2.13.0"}
+
+
+def test_lock_text_keeps_order_drops_project_and_cpu_tag():
+    text = releases.lock_text(FREEZE)
+    lines = text.splitlines()
+    assert lines[0].startswith("# Exact versions") and "torch==2.13.0" in lines[1]
+    assert lines[2:] == ["accelerate==1.15.0", "Typing_Extensions==4.12.2", "torch==2.13.0", "transformers==5.24.0"]
+
+
+def test_lock_text_of_this_environment_matches_the_committed_lock():
+    root = R.find_project_root()
+    committed = (root / releases.LOCK_FILE).read_text(encoding="utf-8")
+    here = releases.parse_pins(releases.lock_text(releases.freeze(Path(sys.executable))))
+    assert {n: here.get(n) for n in ("transformers", "trl", "peft", "torch")} == \
+        {n: releases.parse_pins(committed)[n] for n in ("transformers", "trl", "peft", "torch")}
+
+
+def test_version_rows_field_libraries_first_then_only_changed_others():
+    lock = {"transformers": "5.24.0", "torch": "2.13.0", "numpy": "2.3.0", "six": "1.16.0"}
+    latest = {"transformers": "5.25.0", "torch": "2.13.0", "numpy": "2.4.0", "six": "1.16.0", "new-dep": "1.0"}
+    rows = releases.version_rows(lock, latest)
+    by_name = {r["package"]: r for r in rows}
+    assert rows[0]["package"] == "transformers" and by_name["transformers"]["changed"]
+    assert not by_name["torch"]["changed"] and by_name["torch"]["field"]
+    assert by_name["numpy"]["changed"] and not by_name["numpy"]["field"]
+    assert by_name["new-dep"] == {"package": "new-dep", "lock": None, "latest": "1.0", "field": False, "changed": True}
+    assert "six" not in by_name
+    assert [r["package"] for r in rows if not r["field"]] == ["new-dep", "numpy"]
+
+
+def test_install_commands_hold_torch_and_upgrade_eagerly(tmp_path):
+    venv = tmp_path / "venv"
+    cmds = releases.install_commands(venv, tmp_path / "project", "2.13.0", base_python="/usr/bin/python3")
+    assert cmds[0] == ["/usr/bin/python3", "-m", "venv", str(venv)]
+    assert [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "torch==2.13.0"] in cmds
+    upgrade = cmds[-1]
+    assert upgrade[upgrade.index("--upgrade-strategy") + 1] == "eager"
+    assert "torch==2.13.0" in cmds[-2][-1] and str(venv / "torch-constraint.txt") in upgrade
+    assert f"{tmp_path / 'project'}[course,dev]" in upgrade
+    assert set(releases.FIELD_LIBRARIES) <= set(upgrade)
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").touch()
+    again = releases.install_commands(venv, tmp_path / "project", "2.13.0", base_python="/usr/bin/python3")
+    assert again[0][0] != "/usr/bin/python3" and len(again) == len(cmds) - 1
+
+
+def test_install_refuses_a_lock_without_torch(tmp_path):
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("transformers==5.24.0\n")
+    with pytest.raises(ValueError, match="pins no torch"):
+        releases.install(tmp_path / "venv", tmp_path, lock)
+
+
+def _executed(path: Path, *stderr: str) -> Path:
+    cells = [{"cell_type": "code", "outputs": [{"output_type": "stream", "name": "stderr", "text": [text]}]}
+             for text in stderr]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"cells": cells}))
+    return path
+
+
+def test_notebook_warnings_drop_file_and_line(tmp_path):
+    nb = _executed(tmp_path / "01_x.ipynb",
+                   "/venv/lib/trl/trainer.py:12: FutureWarning: `foo` is deprecated, use `bar`\n  warnings.warn(\n",
+                   "progress 10%|█\n")
+    assert releases.notebook_warnings(nb) == {"FutureWarning: `foo` is deprecated, use `bar`"}
+
+
+def test_new_warnings_only_those_the_lock_did_not_print(tmp_path):
+    _executed(tmp_path / "lock" / "01_x.ipynb", "a.py:1: UserWarning: old\n")
+    _executed(tmp_path / "latest" / "01_x.ipynb", "b.py:9: UserWarning: old\n", "c.py:2: DeprecationWarning: new\n")
+    _executed(tmp_path / "latest" / "02_y.ipynb", "")
+    found = releases.new_warnings(releases.executed_warnings(tmp_path / "lock"),
+                                  releases.executed_warnings(tmp_path / "latest"))
+    assert found == {"01_x": ["DeprecationWarning: new"]}
+
+
+def test_figure_moves_against_the_seed_range():
+    lock = {"07": {"ratio": {"value": 0.92}, "flops": {"value": 3.0}}}
+    latest = {"07": {"ratio": {"value": 0.95, "passed": True}, "flops": {"value": 3.0, "passed": True}},
+              "08": {"new": {"value": 1.0, "passed": True}}}
+    spreads = {("07", "ratio"): (0.89, 0.93)}
+    moves = {m["figure"]: m for m in releases.figure_moves(lock, latest, spreads)}
+    assert set(moves) == {"ratio", "flops"}  # a figure the lock never measured has nothing to move from
+    assert moves["ratio"]["spread"] == pytest.approx(0.04) and not moves["ratio"]["moved"]
+    assert not moves["flops"]["moved"] and moves["flops"]["spread"] == 0
+    far = releases.figure_moves(lock, {"07": {"ratio": {"value": 0.80, "passed": False}}}, spreads)
+    assert far[0]["moved"] and not far[0]["passed"]
+    unseeded = releases.figure_moves(lock, {"07": {"flops": {"value": 3.1, "passed": True}}}, {})
+    assert unseeded[0]["moved"]
+
+
+def test_render_drift_names_failures_moves_and_warnings():
+    versions = releases.version_rows({"transformers": "5.24.0"}, {"transformers": "5.25.0"})
+    moves = [{"notebook": "07", "figure": "ratio", "lock": 0.92, "latest": 0.80, "spread": 0.04, "moved": True,
+              "passed": False, "seeded": True}]
+    text = releases.render_drift(versions, {"07": "failed", "08": "passed"}, moves,
+                                 {"07": ["FutureWarning: x"]}, have_spread=True)
+    assert "| transformers (field) | 5.24.0 | 5.25.0 | changed |" in text
+    assert "1 of 2 notebook(s) failed" in text and "| 07 | failed |" in text
+    assert "| 07 | ratio | 0.92 | 0.8 |" in text and "FAILED" in text
+    assert "`FutureWarning: x`" in text and "make seeds" not in text.split("## Figures that moved")[1][:80]
+    quiet = releases.render_drift(versions, {"08": "passed"}, [], {}, have_spread=False)
+    assert "run `make seeds`" in quiet and "None: the notebooks print no warning" in quiet
+
+
+def test_require_baseline_names_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run make course first"):
+        releases.require_baseline(tmp_path)
+
+
+def test_main_lock_writes_the_lock_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(releases, "freeze", lambda python: FREEZE)
+    out = tmp_path / "requirements.lock"
+    assert releases.main(["lock", "--lock", str(out)]) == 0
+    assert out.read_text() == releases.lock_text(FREEZE)
