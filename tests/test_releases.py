@@ -40,9 +40,30 @@ def test_version_rows_field_libraries_first_then_only_changed_others():
     assert rows[0]["package"] == "transformers" and by_name["transformers"]["changed"]
     assert not by_name["torch"]["changed"] and by_name["torch"]["field"]
     assert by_name["numpy"]["changed"] and not by_name["numpy"]["field"]
-    assert by_name["new-dep"] == {"package": "new-dep", "lock": None, "latest": "1.0", "field": False, "changed": True}
+    assert by_name["new-dep"] == {"package": "new-dep", "lock": None, "latest": "1.0", "field": False, "changed": True,
+                                  "published": None, "why_not": None}
     assert "six" not in by_name
     assert [r["package"] for r in rows if not r["field"]] == ["new-dep", "numpy"]
+    published = {"langchain-core": {"published": "1.8.4", "why_not": "needs langchain-protocol>=0.0.22"}}
+    core = next(r for r in releases.version_rows({}, {"langchain-core": "1.8.3"}, published)
+                if r["package"] == "langchain-core")
+    assert core["published"] == "1.8.4" and core["why_not"].startswith("needs")
+    text = releases.render_drift([core], {}, [], {}, have_spread=True)
+    assert "- langchain-core 1.8.4: needs langchain-protocol>=0.0.22" in text
+
+
+def test_published_version_parses_pip_index(monkeypatch):
+    class Done:
+        stdout = "transformers (5.25.0)\nAvailable versions: 5.25.0, 5.24.0\n"
+        stderr = ""
+        returncode = 0
+
+    monkeypatch.setattr(releases.subprocess, "run", lambda *a, **k: Done())
+    assert releases.published_version(Path("python"), "transformers") == "5.25.0"
+    assert releases.published_version(Path("python"), "peft") is None
+    Done.stderr = "ERROR: Could not find a version that satisfies the requirement x>=2\n"
+    assert releases.why_not_installable(Path("python"), "x", "2") == \
+        "Could not find a version that satisfies the requirement x>=2"
 
 
 def test_install_commands_hold_torch_and_upgrade_eagerly(tmp_path):
