@@ -55,8 +55,16 @@ def test_combined_reward_and_bad_coefficients():
         rl.RLConfig(lam=float("nan"))
     with pytest.raises(ValueError, match="beta.*0"):
         dpo.dpo_config("unused", beta=0.0)
+    with pytest.raises(ValueError, match="sft_weight.*-0.1"):
+        dpo.dpo_config("unused", sft_weight=-0.1)
     with pytest.raises(ValueError, match="style 'shout'"):
         P.styled_answer(W.make_world().train[0], "city", "shout")
+
+
+def test_dpo_config_adds_the_chosen_nll_only_when_asked(tmp_path):
+    plain, rpo = dpo.dpo_config(tmp_path), dpo.dpo_config(tmp_path, sft_weight=0.2)
+    assert plain.loss_type in ("sigmoid", ["sigmoid"])
+    assert rpo.loss_type == ["sigmoid", "sft"] and rpo.loss_weights == [1.0, 0.2]
 
 
 def test_kl_is_zero_for_identical_policies_and_positive_otherwise(tiny, world):
@@ -189,3 +197,14 @@ def test_style_is_the_exact_shape_so_garbled_text_is_other(world):
         assert P.style_of(ex, garbled) == "other", garbled
     with pytest.raises(ValueError, match="style 'shout'"):
         P.style_pattern("shout", p.name, "job")
+
+
+def test_dpo_with_the_chosen_nll_also_raises_the_chosen_replies_likelihood(tiny, world, tmp_path):
+    model, tok = tiny
+    pairs = P.chat_preference_pairs(world, 8, seed=8)
+    prompts, chosen = [p["prompt"] for p in pairs], [p["chosen"][0]["content"] for p in pairs]
+    policy = copy.deepcopy(model)
+    before = dpo.reply_logprobs(policy, tok, prompts, chosen)
+    dpo.dpo_train(policy, tok, pairs, dpo.dpo_config(tmp_path, steps=20, lr=3e-3, batch_size=8, sft_weight=1.0,
+                                                     disable_tqdm=True))
+    assert dpo.reply_logprobs(policy, tok, prompts, chosen).mean() > before.mean() + 1.0
