@@ -92,3 +92,23 @@ def test_a_shipped_band_not_checked_is_no_failure() -> None:
     unchecked = band(0.1, at_least=0.9, kind="shipped", checked=False)
     [row] = S.spread_rows({1: {"00_a": {"acc": unchecked}}})
     assert row["status"] == "not checked" and row["failed_seeds"] == [] and row["margin"] < 0
+
+
+def test_recorded_status_reads_the_executed_copy(tmp_path: Path) -> None:
+    import json
+
+    def executed(name: str, *cells: dict) -> None:
+        (tmp_path / "executed").mkdir(exist_ok=True)
+        (tmp_path / "executed" / f"{name}.ipynb").write_text(json.dumps({"cells": list(cells)}))
+
+    ran = {"cell_type": "code", "source": ["x = 1"], "execution_count": 1, "outputs": []}
+    error = {**ran, "outputs": [{"output_type": "error", "ename": "AssertionError"}]}
+    never = {**ran, "execution_count": None}
+    executed("00_ok", ran, {"cell_type": "markdown", "source": ["# t"]})
+    executed("01_error", ran, error)
+    executed("02_stopped", ran, never)
+    assert S.recorded_status(tmp_path, "00_ok", {"acc": band(0.9, at_least=0.8)}) == "passed"
+    assert S.recorded_status(tmp_path, "00_ok", {"acc": band(0.5, at_least=0.8)}) == "failed"
+    assert S.recorded_status(tmp_path, "01_error", {}) == "failed"
+    assert S.recorded_status(tmp_path, "02_stopped", {}) == "failed"
+    assert S.recorded_status(tmp_path, "03_missing", {}) == "not run"

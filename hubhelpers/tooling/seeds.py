@@ -5,13 +5,16 @@ Usage::
     python -m hubhelpers.tooling.seeds                        # seeds 1 2 3 4, every notebook
     python -m hubhelpers.tooling.seeds --seeds 1 --only 05 07 # one seed, two notebooks
     python -m hubhelpers.tooling.seeds --seeds 1 2 --build-dir /tmp/seeds
+    python -m hubhelpers.tooling.seeds --report-only           # the report again from the seeds' folders
 
 Each seed runs through the course runner (``hubhelpers.tooling.course``) with ``-p SEED n``, which reaches only the
 notebooks that declare SEED, into ``<build-dir>/seed<n>/`` (its own results.json, bands.json, REPORT.md). The seeds'
 bands are then gathered into ``<build-dir>/spread.json`` and ``<build-dir>/REPORT.md``: one row per banded figure
 with its value at each seed, min / median / max, and the smallest margin to the band's edge, failures first, then
 the figures within 5% of an edge. The exit code is 1 when a checked band failed (or a notebook stopped) at any seed,
-each named with its seed.
+each named with its seed. ``--report-only`` runs nothing and writes the report from what the seed folders hold
+(after, say, rerunning two changed notebooks with ``--only``): each notebook's status is then read from its executed
+copy (an error output or an unexecuted cell: it stopped) and its bands.
 
 The margin of a value to a band is the smaller of its margins to the band's edges, each a fraction of that edge's
 magnitude: ``(value - at_least) / |at_least|`` and ``(at_most - value) / |at_most|``; negative means outside. An
@@ -141,6 +144,20 @@ def run_statuses(runs_by_seed: Mapping[int, Sequence[course.RunResult]],
     return out
 
 
+def recorded_status(build_dir: Path, notebook: str, bands: Mapping[str, Any]) -> str:
+    """A notebook's status from a seed folder: 'not run', 'failed' (an error, a cell never reached, a band) or
+    'passed'."""
+    import json
+
+    executed = build_dir / "executed" / f"{notebook}.ipynb"
+    if not executed.is_file():
+        return "not run"
+    cells = [c for c in json.loads(executed.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
+    stopped = any(o.get("output_type") == "error" for c in cells for o in c.get("outputs", [])) or \
+        any(c.get("execution_count") is None and "".join(c["source"]).strip() for c in cells)
+    return "failed" if stopped or course.checked_failures(bands) else "passed"
+
+
 def failures(rows: Sequence[Mapping[str, Any]], statuses: Mapping[str, Mapping[str, str]]) -> list[str]:
     """One line per failure: a checked band outside at a seed, or a notebook that stopped there for another reason."""
     lines = [f"{r['notebook']}: figure {r['figure']!r} = {R.format_value(r['values'][str(seed)])} outside "
@@ -225,6 +242,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The seeds runner's options."""
     parser = argparse.ArgumentParser(prog="python -m hubhelpers.tooling.seeds", description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS), metavar="N")
+    parser.add_argument("--report-only", action="store_true", help="run nothing: the report from the seed folders")
     course.add_run_options(parser, build_default="build/seeds")
     return parser.parse_args(argv)
 
@@ -247,12 +265,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     limits = {"timeout": args.timeout, "cell_timeout": args.cell_timeout}
     runs_by_seed: dict[int, list[course.RunResult]] = {}
-    for seed in tqdm(seeds, desc="seeds", unit="seed", file=sys.stderr):
+    for seed in ([] if args.report_only else tqdm(seeds, desc="seeds", unit="seed", file=sys.stderr)):
         runs_by_seed[seed] = run_seed(seed, notebooks, root, args.kernel, **limits)
     bands_by_seed = {seed: R.load_bands(root / f"seed{seed}") for seed in seeds}
     values_by_seed = {seed: R.load_results(root / f"seed{seed}") for seed in seeds}
     names = [nb.stem for nb in notebooks]
-    rows, statuses = spread_rows(bands_by_seed, names), run_statuses(runs_by_seed, bands_by_seed)
+    rows = spread_rows(bands_by_seed, names)
+    statuses = run_statuses(runs_by_seed, bands_by_seed) if not args.report_only else {
+        nb: {str(s): recorded_status(root / f"seed{s}", nb, bands_by_seed[s].get(nb, {})) for s in seeds}
+        for nb in names}
     failed = failures(rows, statuses)
     R.write_json_atomic(root / SPREAD_FILE, {
         "seeds": seeds, "near_edge": NEAR_EDGE, "clear_spreads": CLEAR_SPREADS, "rows": rows, "runs": statuses,
