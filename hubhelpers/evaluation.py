@@ -1,4 +1,4 @@
-"""Scoring a causal LM on TinyWorld examples: greedy answers, accuracy, log-probabilities, perplexity."""
+"""Scoring a causal LM on TinyWorld examples: greedy answers, accuracy, log-probabilities, perplexity; ROUGE."""
 
 from __future__ import annotations
 
@@ -81,3 +81,18 @@ def perplexity(model, tokenizer, texts: list[str], batch_size: int = 32) -> floa
         nll -= picked[mask].sum().item()
         count += int(mask.sum())
     return math.exp(nll / count)
+
+
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
+
+
+def rouge_scores(predictions: list[str], references: list[str]) -> dict[str, float]:
+    """Mean F-measure of rouge1, rouge2 and rougeL over (prediction, reference) pairs (rouge-score, stemmed)."""
+    if len(predictions) != len(references) or not predictions:
+        raise ValueError(f"rouge_scores needs as many predictions as references, at least one, "
+                         f"got {len(predictions)} predictions and {len(references)} references")
+    from rouge_score import rouge_scorer  # imported here: it loads nltk, which takes a second or two
+
+    scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
+    scores = [scorer.score(ref, pred) for pred, ref in zip(predictions, references)]
+    return {t: sum(s[t].fmeasure for s in scores) / len(scores) for t in ROUGE_TYPES}

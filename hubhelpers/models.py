@@ -15,6 +15,7 @@ from tokenizers import Tokenizer, decoders, pre_tokenizers, processors, trainers
 from tokenizers.models import BPE
 from transformers import (
     AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     BitsAndBytesConfig,
@@ -264,7 +265,8 @@ def refuse_pickle(source: str, allow_pickle: bool = False) -> None:
 def load_model(name_or_path: str = SHIPPED_NAME, quantization: str | None = None, device: str = "auto",
                dtype: str | None = None, task: str = "causal-lm", allow_pickle: bool = False):
     """Return (model, tokenizer) for 'tinyworld', a hub id or a local directory (safetensors unless allow_pickle)."""
-    tasks = {"causal-lm": AutoModelForCausalLM, "sequence-classification": AutoModelForSequenceClassification}
+    tasks = {"causal-lm": AutoModelForCausalLM, "seq2seq-lm": AutoModelForSeq2SeqLM,
+             "sequence-classification": AutoModelForSequenceClassification}
     if task not in tasks:
         raise ValueError(f"unknown task {task!r}; accepted: {', '.join(tasks)}")
     dtypes = {None: None, "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
