@@ -37,7 +37,7 @@ BAD_RELATIONS = [
     ("10", "CHUNK_OVERLAP", 200), ("10", "SWEEP_SIZES", [0, 200, 400]), ("10", "SWEEP_SIZES", [80, 200]),
     ("10", "N_POISON", 101), ("10", "COLLECTION", "-x-"),
     ("11", "SWEEP_BETAS", [0.5, 1.5, 3.0]), ("11", "SWEEP_BETAS", [0.0, 1.0, 3.0]),
-    ("11", "SWEEP_LAMBDAS", [0.0, 2.0, 3.0]), ("11", "SWEEP_LAMBDAS", [3.0, 1.0, 0.0]), ("11", "N_SHOW", 201),
+    ("11", "SWEEP_LAMBDAS", [0.0, 2.0, 3.0]), ("11", "SWEEP_LAMBDAS", [3.0, 1.0, 0.0]), ("11", "N_SHOW", 801),
     ("12", "ALPHAS", [0.0, 0.25, 0.75, 0.9]), ("12", "ALPHAS", [0.0, 0.5, 0.75, 1.0]),
     ("13", "EPOCHS", 21), ("13", "N_TRAIN", 7),
     ("14", "N_CHAIN", 121), ("14", "N_SHOTS", 6401),

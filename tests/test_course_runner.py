@@ -215,7 +215,8 @@ def test_seeds_runner_end_to_end_names_the_failing_seed(tmp_path: Path, capsys: 
     assert rows["near_one"]["status"] == "near" and rows["x_seen"]["status"] == "ok"
     assert [r["figure"] for r in spread["rows"]] == ["seed_seen", "near_one", "x_seen"]
     report = (build / "REPORT.md").read_text()
-    assert "| 00_seeded | seed_seen | mechanism | <= 1 | 1 | 2 | 1 | 1.5 | 2 | -100.0% | ❌ FAIL at seed 2 |" in report
+    assert "| 00_seeded | seed_seen | mechanism | <= 1 | 1 | 2 | 1 | 1.5 | 2 | 1 | -100.0% | ❌ FAIL at seed 2 |" \
+        in report  # values at seeds 1 and 2, min, median, max, spread
 
     assert S.main(["--seeds", "1", "--only", "01", "--notebooks", str(nbdir), "--build-dir", str(build)]) == 2
     assert "no selected notebook declares a SEED parameter" in capsys.readouterr().err
