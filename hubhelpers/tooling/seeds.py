@@ -32,6 +32,7 @@ band's edge at every seed (a count or yes/no check such as ``mismatches <= 0`` o
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 from collections.abc import Mapping, Sequence
@@ -52,28 +53,35 @@ Bands = Mapping[str, Mapping[str, Mapping[str, Any]]]  # {notebook: {figure: ban
 
 
 # --------------------------------------------------------------------------- margins and rows
+def band_edges(band: Mapping[str, Any]) -> list[tuple[float, bool]]:
+    """The edges of ``band`` as (edge, above): ``above`` when the value must lie at or above it (at_least)."""
+    return [(band[key], key == "at_least") for key in ("at_least", "at_most") if band.get(key) is not None]
+
+
+def signed_distance(value: float, edge: float, above: bool) -> float:
+    """How far ``value`` lies inside one band edge, in the figure's units; negative when outside."""
+    return value - edge if above else edge - value
+
+
 def edge_margin(value: float, edge: float, above: bool) -> float:
     """Margin of ``value`` to one band edge (``above``: it must lie at or above it), a fraction of |edge|."""
-    distance = value - edge if above else edge - value
+    distance = signed_distance(value, edge, above)
     return distance / abs(edge) if edge else distance
 
 
 def margin(value: float, band: Mapping[str, Any]) -> float:
     """The smaller margin of ``value`` to the edges of ``band`` ({at_least, at_most}); negative when outside."""
-    edges = [edge_margin(value, band[key], key == "at_least")
-             for key in ("at_least", "at_most") if band.get(key) is not None]
-    return min(edges)
+    return min(edge_margin(value, edge, above) for edge, above in band_edges(band))
 
 
 def edge_distance(value: float, band: Mapping[str, Any]) -> float:
     """The plain distance of ``value`` to the nearer edge of ``band``, in the figure's units; negative when outside."""
-    return min(value - band["at_least"] if key == "at_least" else band["at_most"] - value
-               for key in ("at_least", "at_most") if band.get(key) is not None)
+    return min(signed_distance(value, edge, above) for edge, above in band_edges(band))
 
 
 def on_edge(value: float, band: Mapping[str, Any]) -> bool:
     """True when ``value`` lies exactly on an edge of ``band`` (an equality check, e.g. 'mismatches <= 0')."""
-    return any(band.get(key) is not None and value == band[key] for key in ("at_least", "at_most"))
+    return any(value == edge for edge, _ in band_edges(band))
 
 
 def spreads_to_edge(distance: float, spread: float, n_seeds: int) -> float | None:
@@ -147,8 +155,6 @@ def run_statuses(runs_by_seed: Mapping[int, Sequence[course.RunResult]],
 def recorded_status(build_dir: Path, notebook: str, bands: Mapping[str, Any]) -> str:
     """A notebook's status from a seed folder: 'not run', 'failed' (an error, a cell never reached, a band) or
     'passed'."""
-    import json
-
     executed = build_dir / "executed" / f"{notebook}.ipynb"
     if not executed.is_file():
         return "not run"
