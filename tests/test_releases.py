@@ -73,13 +73,34 @@ def test_install_commands_hold_torch_and_upgrade_eagerly(tmp_path):
     assert [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "torch==2.13.0"] in cmds
     upgrade = cmds[-1]
     assert upgrade[upgrade.index("--upgrade-strategy") + 1] == "eager"
-    assert "torch==2.13.0" in cmds[-2][-1] and str(venv / "torch-constraint.txt") in upgrade
+    assert cmds[-2][-1] == "torch==2.13.0" and str(releases.constraint_file(venv)) in upgrade
     assert f"{tmp_path / 'project'}[course,dev]" in upgrade
     assert set(releases.FIELD_LIBRARIES) <= set(upgrade)
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "python").touch()
     again = releases.install_commands(venv, tmp_path / "project", "2.13.0", base_python="/usr/bin/python3")
     assert again[0][0] != "/usr/bin/python3" and len(again) == len(cmds) - 1
+
+
+def test_install_holds_torch_by_a_constraint_written_after_torch_is_in(tmp_path, monkeypatch):
+    venv, lock, seen = tmp_path / "venv", tmp_path / "requirements.lock", []
+    lock.write_text("torch==2.13.0\ntransformers==5.24.0\n")
+
+    class Done:
+        returncode = 0
+
+    def run(cmd, *args, **kwargs):
+        seen.append((cmd[-1], releases.constraint_file(venv).is_file()))
+        if cmd[-2:] == ["venv", str(venv)]:
+            venv.mkdir()
+        return Done()
+
+    monkeypatch.setattr(releases.subprocess, "run", run)
+    monkeypatch.setattr(releases, "record_published", lambda venv: {})
+    assert releases.install(venv, tmp_path, lock) == 0
+    assert releases.constraint_file(venv).read_text() == "torch==2.13.0\n"
+    assert [has for last, has in seen if last == "torch==2.13.0"] == [False]  # written after torch is installed
+    assert seen[-1] == (releases.FIELD_LIBRARIES[-1], True)  # and there for the eager upgrade
 
 
 def test_install_refuses_a_lock_without_torch(tmp_path):
@@ -140,6 +161,21 @@ def test_render_drift_names_failures_moves_and_warnings():
     assert "`FutureWarning: x`" in text and "make seeds" not in text.split("## Figures that moved")[1][:80]
     quiet = releases.render_drift(versions, {"08": "passed"}, [], {}, have_spread=False)
     assert "run `make seeds`" in quiet and "None: the notebooks print no warning" in quiet
+
+
+def test_write_drift_reads_published_from_the_environment_it_is_given(tmp_path, monkeypatch):
+    build, venv = tmp_path / "build", tmp_path / "venv-latest"
+    (build / "latest").mkdir(parents=True)
+    (venv / "bin").mkdir(parents=True)
+    bands = {"07": {"ratio": {"value": 0.9, "passed": True}}}
+    for where in (build, build / "latest"):
+        (where / "bands.json").write_text(json.dumps(bands))
+    (venv / releases.PUBLISHED_FILE).write_text(json.dumps({"transformers": {"published": "9.0", "why_not": "no"}}))
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("transformers==5.24.0\n")
+    monkeypatch.setattr(releases, "freeze", lambda python: "transformers==5.24.0\n")
+    out = releases.write_drift(build, build / "latest", {"07": "passed"}, venv, lock)
+    assert "- transformers 9.0: no" in out.read_text()
 
 
 def test_require_baseline_names_the_fix(tmp_path):

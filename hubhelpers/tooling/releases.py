@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from hubhelpers import results as R
-from hubhelpers.tooling import course
+from hubhelpers.tooling import course, seeds
 
 LOCK_FILE = "requirements.lock"
 LATEST_VENV = ".venv-latest"
@@ -101,17 +101,21 @@ def version_rows(lock: Mapping[str, str], latest: Mapping[str, str],
 
 
 # --------------------------------------------------------------------------- the environment
+def constraint_file(venv: Path) -> Path:
+    """The pip constraints file that holds torch at the lock's version inside ``venv``."""
+    return venv / "torch-constraint.txt"
+
+
 def install_commands(venv: Path, project: Path, torch: str, base_python: str = sys.executable) -> list[list[str]]:
-    """The commands that create ``venv`` (if missing) and bring it to the newest releases, torch held at ``torch``."""
+    """The commands that create ``venv`` (if missing) and bring it to the newest releases, torch held at ``torch``
+    by ``constraint_file(venv)`` (which ``install`` writes)."""
     python = str(venv / "bin" / "python")
-    constraint = venv / "torch-constraint.txt"
     cmds = [] if (venv / "bin" / "python").exists() else [[base_python, "-m", "venv", str(venv)]]
     return cmds + [
         [python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"],
         [python, "-m", "pip", "install", "--quiet", f"torch=={torch}"],
-        ["sh", "-c", f"echo 'torch=={torch}' > {constraint}"],
-        [python, "-m", "pip", "install", "--quiet", "--upgrade", "--upgrade-strategy", "eager", "-c", str(constraint),
-         "-e", f"{project}[{EXTRAS}]", *FIELD_LIBRARIES],
+        [python, "-m", "pip", "install", "--quiet", "--upgrade", "--upgrade-strategy", "eager",
+         "-c", str(constraint_file(venv)), "-e", f"{project}[{EXTRAS}]", *FIELD_LIBRARIES],
     ]
 
 
@@ -155,6 +159,8 @@ def install(venv: Path, project: Path, lock: Path) -> int:
         code = subprocess.run(cmd).returncode
         if code:
             return code
+        if cmd[-1].startswith("torch=="):  # torch is in: hold it there for the upgrade that follows
+            constraint_file(venv).write_text(f"torch=={pins['torch']}\n", encoding="utf-8")
     behind = {n: p for n, p in record_published(venv).items() if p["why_not"] is not None}
     for name, info in behind.items():
         print(f"{name} {info['published']} is published but not installed: {info['why_not'] or 'pip chose another'}")
@@ -270,14 +276,16 @@ def require_baseline(build: Path) -> None:
                                 "committed defaults, the baseline of the comparison)")
 
 
-def write_drift(build: Path, latest_dir: Path, runs: Mapping[str, str], python: Path, lock: Path) -> Path:
-    """Write DRIFT.md and drift.json into ``latest_dir`` for the latest run's ``runs`` ({notebook: status})."""
+def write_drift(build: Path, latest_dir: Path, runs: Mapping[str, str], venv: Path, lock: Path) -> Path:
+    """Write DRIFT.md and drift.json into ``latest_dir`` for the latest run's ``runs`` ({notebook: status}) in the
+    environment ``venv``."""
     require_baseline(build)
-    spread_file = build / "seeds" / "spread.json"
+    spread_file = build / seeds.SEEDS_DIR / seeds.SPREAD_FILE
     spreads = seed_spreads(json.loads(spread_file.read_text(encoding="utf-8"))) if spread_file.is_file() else {}
-    published_file = Path(sys.prefix) / PUBLISHED_FILE
+    published_file = venv / PUBLISHED_FILE
     published = json.loads(published_file.read_text(encoding="utf-8")) if published_file.is_file() else {}
-    versions = version_rows(parse_pins(lock.read_text(encoding="utf-8")), parse_pins(freeze(python)), published)
+    installed = parse_pins(freeze(venv / "bin" / "python"))
+    versions = version_rows(parse_pins(lock.read_text(encoding="utf-8")), installed, published)
     moves = figure_moves(R.load_bands(build), R.load_bands(latest_dir), spreads)
     warned = new_warnings(executed_warnings(build / "executed"), executed_warnings(latest_dir / "executed"))
     R.write_json_atomic(latest_dir / "drift.json", {"versions": versions, "runs": dict(runs), "moves": moves,
@@ -298,7 +306,7 @@ def run_latest(args: argparse.Namespace, project: Path, lock: Path) -> int:
     course.write_report(runs, latest_dir)
     bands = R.load_bands(latest_dir)
     statuses = {run.name: course.notebook_status(run, bands.get(run.name, {})) for run in runs}
-    out = write_drift(build, latest_dir, statuses, Path(sys.executable), lock)
+    out = write_drift(build, latest_dir, statuses, Path(sys.prefix), lock)
     print(f"report: {R.display_path(out)}")
     failed = [nb for nb, status in statuses.items() if status != "passed"]
     if failed:
