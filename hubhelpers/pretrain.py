@@ -135,14 +135,14 @@ def joined(first: TrainResult, second: TrainResult, offset: int) -> TrainResult:
                        {k: first.phase_s.get(k, 0.0) + second.phase_s.get(k, 0.0) for k in first.phase_s})
 
 
-def write_model_dir(model, tokenizer, out: Path, card: dict) -> None:
-    """Save model (safetensors), tokenizer and card into `out`, replacing it atomically."""
+def write_model_dir(model, tokenizer, out: Path, card: dict, render=None) -> None:
+    """Save model (safetensors), tokenizer and card into `out`, replacing it atomically (README by `render`)."""
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     (tmp / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
-    (tmp / "README.md").write_text(render_card(card))
+    (tmp / "README.md").write_text((render or render_card)(card))
     if out.exists():
         shutil.rmtree(out)
     tmp.replace(out)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import random
 import re
 
+from hubhelpers.dialogue import INSTRUCTION as SUMMARY_INSTRUCTION
+from hubhelpers.dialogue import make_dialogue, summary_prompt
 from hubhelpers.params import check_int
 from hubhelpers.world import (
     PRETRAIN_RELATIONS,
@@ -16,6 +18,7 @@ from hubhelpers.world import (
     Example,
     World,
     article,
+    bio,
     few_shot_block,
     open_book_example,
     people_of,
@@ -257,3 +260,61 @@ def forgetting_domains(world: World, n: int, seed: int = 0) -> dict[str, list[Ex
     a = [qa_example(rng.choice(world.train), rng.choice(PRETRAIN_RELATIONS), rng) for _ in range(n)]
     b = [qa_example(rng.choice(world.train), "fruit", rng) for _ in range(n)]
     return {"A": a, "B": b}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Instruction clusters (FLAN's experiment, notebook 17): each task type phrased as an instruction
+# ---------------------------------------------------------------------------------------------------------
+
+CLUSTER_INSTRUCTIONS = {
+    "summarise": SUMMARY_INSTRUCTION,
+    "classify": "What is the letter about? Answer food, travel, animals or weather.",
+    "extract": "List the facts the text states about the person, as relation: value pairs.",
+    "answer": "Answer the question using the passage.",
+}
+CLUSTERS = tuple(CLUSTER_INSTRUCTIONS)
+EXTRACT_RELATIONS = {"city": "town", "job": "job", "pet": "pet", "colour": "colour", "month": "month"}
+
+
+def cluster_example(cluster: str, source: str, target: str) -> dict:
+    """{'cluster', 'source', 'target'}: the instruction, a blank line, then the input (FLAN's zero-shot template)."""
+    return {"cluster": cluster, "source": f"{CLUSTER_INSTRUCTIONS[cluster]}\n\n{source}", "target": target}
+
+
+def _summarise(world: World, rng: random.Random, split: str) -> dict:
+    d = make_dialogue(tuple(rng.sample(people_of(world, split), rng.choice((1, 1, 2)))), rng)
+    return {"cluster": "summarise", "source": summary_prompt(d.text), "target": d.summary}
+
+
+def _classify(world: World, rng: random.Random, split: str) -> dict:
+    ex = classification_texts(world, 1, seed=rng.randrange(10**9), split=split)[0]
+    return cluster_example("classify", ex["text"], ex["label"])
+
+
+def _extract(world: World, rng: random.Random, split: str) -> dict:
+    p = rng.choice(people_of(world, split))
+    relations = rng.sample(PRETRAIN_RELATIONS, rng.randint(1, 3))
+    text = " ".join(sentence(p, r, rng) for r in relations)
+    return cluster_example("extract", text, "; ".join(f"{EXTRACT_RELATIONS[r]}: {p[r]}" for r in relations))
+
+
+def _answer(world: World, rng: random.Random, split: str) -> dict:
+    people = people_of(world, split)
+    target, other = rng.sample(people, 2)
+    relation = rng.choice(PRETRAIN_RELATIONS)
+    passages = [bio(p, rng, must=relation, k=2) for p in (target, other)]
+    rng.shuffle(passages)
+    return cluster_example("answer", f"Passage: {' '.join(passages)}\nQuestion: {question(target, relation, rng)}",
+                           target[relation])
+
+
+CLUSTER_MAKERS = {"summarise": _summarise, "classify": _classify, "extract": _extract, "answer": _answer}
+
+
+def cluster_examples(world: World, cluster: str, n: int, seed: int = 0, split: str = "train") -> list[dict]:
+    """n instruction examples of one task cluster (CLUSTERS) about `split` people; deterministic in its arguments."""
+    if cluster not in CLUSTER_MAKERS:
+        raise ValueError(f"unknown cluster {cluster!r}; accepted: {', '.join(CLUSTERS)}")
+    check_int("n", n)
+    rng = random.Random(f"cluster-{cluster}-{split}-{seed}")
+    return [CLUSTER_MAKERS[cluster](world, rng, split) for _ in range(n)]

@@ -117,3 +117,13 @@ def test_no_template_word_can_be_taken_for_a_name():
 def test_bad_split_n_or_seed_is_named(world, kwargs, match):
     with pytest.raises(ValueError, match=match):
         D.dialogues(world, **{"n": 3, **kwargs})
+
+
+def test_summary_prompt_puts_solved_shots_before_the_instruction_and_the_dialogue(world):
+    shots = D.dialogues(world, 2, seed=0)
+    query = D.dialogues(world, 1, seed=0, split="heldout")[0]
+    zero = D.summary_prompt(query.text)
+    assert zero == f"Summarize the following conversation.\n\n{query.text}\n\nSummary:"
+    two = D.summary_prompt(query.text, shots)
+    assert two.endswith(zero) and two.count("Summarize the following conversation.") == 3
+    assert all(f"{d.text}\n\nSummary: {d.summary}" in two for d in shots)

@@ -75,3 +75,109 @@ def test_load_model_seq2seq_from_a_local_dir(t5_dir, monkeypatch):
 def test_unknown_task_names_seq2seq_among_the_accepted(t5_dir):
     with pytest.raises(ValueError, match=r"unknown task 'translation'; accepted: .*seq2seq-lm"):
         M.load_model(str(t5_dir), task="translation", device="cpu")
+
+
+# --------------------------------------------------------------------------- hubhelpers.seq2seq
+@pytest.fixture(scope="module")
+def t5_tok():
+    from hubhelpers import seq2seq as S
+
+    return S.add_sentinels(M.load_tokenizer("tinyworld"), n=8)
+
+
+def test_sentinels_are_added_in_order_and_skipped_when_decoding(t5_tok):
+    from hubhelpers import seq2seq as S
+
+    ids = S.sentinel_ids(t5_tok)
+    assert len(ids) == 8 and ids == sorted(ids) and min(ids) >= len(M.load_tokenizer("tinyworld"))
+    text = "Bolami lives in <extra_id_0> Arvel."
+    assert t5_tok(text, add_special_tokens=False)["input_ids"].count(ids[0]) == 1
+    assert "<extra_id_0>" not in t5_tok.decode(t5_tok(text, add_special_tokens=False)["input_ids"],
+                                               skip_special_tokens=True)
+    with pytest.raises(ValueError, match="has no sentinel tokens"):
+        S.sentinel_ids(M.load_tokenizer("tinyworld"))
+
+
+@pytest.mark.parametrize("n, density, span", [(40, 0.15, 3.0), (7, 0.5, 1.0), (2, 0.15, 3.0), (200, 0.3, 5.0)])
+def test_span_corruption_hides_spans_that_the_target_restores(n, density, span):
+    import random
+
+    from hubhelpers import seq2seq as S
+
+    ids, sentinels = list(range(100, 100 + n)), [-1, -2, -3, -4, -5, -6, -7, -8, -9, -10, -11, -12, -13, -14]
+    source, target = S.span_corruption(ids, sentinels, random.Random(n), density, span)
+    used = [s for s in source if s < 0]
+    assert used == sentinels[: len(used)] and used == [t for t in target if t < 0]  # one sentinel per span, in order
+    assert target[0] == sentinels[0]
+    hidden, current = {s: [] for s in used}, None
+    for tok in target:
+        current = tok if tok < 0 else current
+        if tok >= 0:
+            hidden[current].append(tok)
+    assert all(hidden.values())  # no empty span
+    restored = [t for s in source for t in (hidden[s] if s < 0 else [s])]
+    assert restored == ids  # putting every span back gives the original sequence
+    n_hidden = sum(len(v) for v in hidden.values())
+    assert n_hidden == min(max(1, round(n * density)), n - 1)
+
+
+def test_span_corruption_refuses_bad_input():
+    import random
+
+    from hubhelpers import seq2seq as S
+
+    with pytest.raises(ValueError, match="at least 2 tokens, got 1"):
+        S.span_corruption([5], [-1], random.Random(0))
+    with pytest.raises(ValueError, match=r"noise_density must lie in \(0, 1\), got 1.5"):
+        S.span_corruption([5, 6, 7], [-1], random.Random(0), noise_density=1.5)
+    with pytest.raises(ValueError, match="cannot split 3 into 4 positive parts"):
+        S.random_partition(3, 4, random.Random(0))
+
+
+def test_encode_pairs_closes_both_sides_with_eos_and_masks_padding(t5_tok):
+    from hubhelpers import seq2seq as S
+
+    batch = S.encode_pairs(t5_tok, ["#Person1#: Hi.", "#Person1#: Where does Bolami live?"], ["Hi.", "A b c d e f"])
+    eos, pad = t5_tok.eos_token_id, t5_tok.pad_token_id
+    assert t5_tok.bos_token_id not in batch["input_ids"].tolist()[0]
+    for row, mask in zip(batch["input_ids"].tolist(), batch["attention_mask"].tolist()):
+        assert row[sum(mask) - 1] == eos and all(t == pad for t in row[sum(mask):])
+    labels = batch["labels"].tolist()
+    assert labels[0][len(t5_tok("Hi.", add_special_tokens=False)["input_ids"])] == eos
+    assert labels[0][-1] == -100 and labels[1][-1] == eos
+    with pytest.raises(ValueError, match="got 2 sources but 1 targets"):
+        S.encode_pairs(t5_tok, ["a", "b"], ["c"])
+
+
+def test_seq2seq_loss_equals_the_library_loss_when_targets_have_one_length(t5_tok):
+    from hubhelpers import seq2seq as S
+
+    torch.manual_seed(0)
+    model = S.build_t5(S.Seq2SeqShape(d_model=32, d_ff=64, d_kv=16, num_heads=2, num_layers=1,
+                                      num_decoder_layers=1), t5_tok)
+    batch = S.encode_pairs(t5_tok, ["Bolami lives in Arvel.", "Tell me about Vase."], ["Arvel.", "Vase."])
+    assert (batch["labels"] != -100).all()  # same target length: the per-example mean is the token mean
+    assert S.seq2seq_loss(model, batch).item() == pytest.approx(model(**batch).loss.item(), rel=1e-5)
+
+
+def test_a_tiny_t5_learns_to_copy_and_generates_it(t5_tok):
+    import random
+
+    from hubhelpers import seq2seq as S
+    from hubhelpers.training import TrainConfig, train
+
+    torch.manual_seed(0)
+    model = S.build_t5(S.Seq2SeqShape(d_model=64, d_ff=128, d_kv=16, num_heads=4, num_layers=1,
+                                      num_decoder_layers=1), t5_tok)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    words = ["Arvel", "Bolami", "baker", "owl", "March", "green"]
+
+    def sample(rng: random.Random, progress: float, size: int) -> dict:
+        picks = [rng.choice(words) for _ in range(size)]
+        return S.encode_pairs(t5_tok, [f"Say {w}." for w in picks], list(picks))
+
+    cfg = TrainConfig(steps=120, batch_size=16, lr=1e-2, warmup_steps=10, eval_every=1000, checkpoint_every=1000)
+    result = train(model, t5_tok, sample, cfg, loss_fn=S.seq2seq_loss, progress=False)
+    assert result.losses[-1] < 0.1 * result.losses[0]
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert S.generate(model, t5_tok, [f"Say {w}." for w in words], max_new_tokens=6) == words

@@ -3,6 +3,7 @@
 import pytest
 
 from hubhelpers import tasks
+from hubhelpers.world import PRETRAIN_RELATIONS, leaked_names
 
 
 def test_rewording_changes_only_the_instruction(world):
@@ -84,3 +85,35 @@ def test_form_examples_ask_for_the_form_they_answer_in(world):
 def test_form_examples_bad_input_is_named(world, call, match):
     with pytest.raises(ValueError, match=match):
         call(world)
+
+
+# --------------------------------------------------------------------------- instruction clusters (notebook 17)
+def test_cluster_examples_are_instructions_about_their_split_only(world):
+    for cluster in tasks.CLUSTERS:
+        for split, other in (("train", world.heldout), ("heldout", world.train)):
+            examples = tasks.cluster_examples(world, cluster, 40, seed=3, split=split)
+            assert len(examples) == 40 and {ex["cluster"] for ex in examples} == {cluster}
+            assert all(ex["source"].startswith(tasks.CLUSTER_INSTRUCTIONS[cluster] + "\n\n") for ex in examples)
+            assert all(ex["target"].strip() for ex in examples)
+            texts = [ex["source"] + " " + ex["target"] for ex in examples]
+            assert not leaked_names(texts, {p.name for p in other}), (cluster, split)
+        assert tasks.cluster_examples(world, cluster, 5, seed=1) == tasks.cluster_examples(world, cluster, 5, seed=1)
+        assert tasks.cluster_examples(world, cluster, 5, seed=1) != tasks.cluster_examples(world, cluster, 5, seed=2)
+
+
+def test_cluster_targets_follow_from_their_inputs(world):
+    people = {p.name: p for p in world.heldout}
+    for ex in tasks.cluster_examples(world, "answer", 30, split="heldout"):
+        asked = next(name for name in people if name in ex["source"].split("Question:")[1])
+        relation = next(r for r in PRETRAIN_RELATIONS if people[asked][r] == ex["target"])
+        assert people[asked][relation] in ex["source"].split("Question:")[0]  # the answer is in the passage
+    for ex in tasks.cluster_examples(world, "extract", 30, split="heldout"):
+        for pair in ex["target"].split("; "):
+            assert pair.split(": ")[1] in ex["source"]
+    labels = {ex["target"] for ex in tasks.cluster_examples(world, "classify", 60)}
+    assert labels == set(tasks.TOPICS)
+
+
+def test_unknown_cluster_names_the_accepted_ones(world):
+    with pytest.raises(ValueError, match="unknown cluster 'translate'; accepted: summarise, classify, extract, answer"):
+        tasks.cluster_examples(world, "translate", 3)

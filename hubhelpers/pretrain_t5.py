@@ -1,0 +1,209 @@
+"""Pretrain TinyWorld's encoder-decoder (T5) with span corruption (`make base-model-t5`).
+
+The shipped seq2seq model of notebook 17, next to the decoder-only one (pretrain.py): the same world and tokenizer
+plus T5's sentinels, T5's objective (span corruption), no task data. It sees bios of the world's training people
+(their facts), bios of freshly invented people (names it can only copy from the passage) and the dialogues of
+`dialogue.py` about training people, as raw text; never a summary, never a held-out person.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import mixture
+from . import world as W
+from .dialogue import dialogues
+from .models import count_parameters, load_tokenizer, shipped_t5_dir
+from .pretrain import write_model_dir
+from .seq2seq import (
+    Seq2SeqShape,
+    add_sentinels,
+    build_t5,
+    generate,
+    pad_pairs,
+    sentinel_ids,
+    seq2seq_loss,
+    span_corruption,
+)
+from .training import TrainConfig, TrainResult, train
+
+BASE_T5_COMMAND = "make base-model-t5"
+GATES = {  # figure: (kind, bound) -- what the shipped checkpoint must do
+    "name_fill_fresh_acc": ("at_least", 0.90),  # copy a never-seen name from its passage into the masked span
+    "fact_fill_train_acc": ("at_least", 0.50),  # recall a training person's fact from memory
+}
+
+
+@dataclass(frozen=True)
+class T5PretrainConfig:
+    """Everything that defines the seq2seq pretraining run."""
+
+    world: W.WorldConfig = W.WorldConfig()
+    shape: Seq2SeqShape = Seq2SeqShape()
+    share_fresh: float = 0.3  # passages about invented people
+    share_dialogue: float = 0.3  # raw dialogues about training people (the rest: bios of training people)
+    noise_density: float = 0.15
+    mean_span: float = 3.0
+    n_dialogues: int = 4000  # the pool the dialogue passages are drawn from
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=3000, batch_size=64, lr=3e-3, warmup_steps=100, eval_every=500, checkpoint_every=250, max_len=256))
+
+
+def passage(world: W.World, pool: list, cfg: T5PretrainConfig, rng: random.Random) -> str:
+    """One pretraining passage: a dialogue, or bios of one or two training or freshly invented people."""
+    roll = rng.random()
+    if roll < cfg.share_dialogue:
+        return rng.choice(pool).text
+    fresh = roll < cfg.share_dialogue + cfg.share_fresh
+    people = [W.random_person(rng, W.fresh_name(rng, world)) if fresh else rng.choice(world.train)
+              for _ in range(rng.choice((1, 1, 2)))]
+    return " ".join(W.bio(p, rng) for p in people)
+
+
+def span_sampler(world: W.World, tokenizer, cfg: T5PretrainConfig):
+    """sample_batch(rng, progress, size) for training.train: span-corrupted passages as a padded batch."""
+    pool, sentinels, eos = dialogues(world, cfg.n_dialogues, seed=0), sentinel_ids(tokenizer), tokenizer.eos_token_id
+
+    def sample(rng: random.Random, progress: float, size: int) -> dict:
+        pairs = []
+        for _ in range(size):
+            ids = tokenizer(passage(world, pool, cfg, rng), add_special_tokens=False)["input_ids"][: cfg.train.max_len]
+            source, target = span_corruption(ids, sentinels, rng, cfg.noise_density, cfg.mean_span)
+            pairs.append(([*source, eos], [*target, eos]))
+        return pad_pairs(pairs, tokenizer.pad_token_id)
+
+    return sample
+
+
+def masked(text: str, at: int, word: str) -> tuple[str, str]:
+    """(source, answer): `text` with `word` (found at index `at`) and the space before it replaced by <extra_id_0>.
+
+    The space goes with the hidden span, as in span corruption, where a sentinel replaces whole tokens (' Arvel').
+    """
+    return f"{text[:at].rstrip(' ')}<extra_id_0>{text[at + len(word):]}", word
+
+
+def fill_probes(world: W.World, n: int, seed: int = 0) -> dict[str, list[tuple[str, str]]]:
+    """Masked-span probes: a fresh person's name in its second sentence (copy), a training person's fact (recall)."""
+    rng = random.Random(f"t5-probes-{seed}")
+    names, facts = [], []
+    for _ in range(n):
+        p = W.random_person(rng, W.fresh_name(rng, world))
+        first, second = W.sentence(p, "city", rng), W.sentence(p, "job", rng)
+        text = f"{first} {second}"
+        names.append(masked(text, text.index(p.name, len(first)), p.name))
+        q = rng.choice(world.train)
+        relation = rng.choice(W.PRETRAIN_RELATIONS)
+        text = W.sentence(q, relation, rng)
+        facts.append(masked(text, text.rindex(q[relation]), q[relation]))
+    return {"name_fill_fresh_acc": names, "fact_fill_train_acc": facts}
+
+
+def capability_figures(model, tokenizer, world: W.World, n: int = 200) -> dict:
+    """Accuracy of the greedy fill of one masked span, per probe kind (fill_probes)."""
+    figures = {}
+    for name, probes in fill_probes(world, n).items():
+        outputs = generate(model, tokenizer, [s for s, _ in probes], max_new_tokens=8)
+        figures[name] = round(sum(o.strip() == t for o, (_, t) in zip(outputs, probes)) / len(probes), 4)
+    return figures
+
+
+def failed_gates(figures: dict) -> list[str]:
+    """Descriptions of the gates that `figures` fail (empty when all pass)."""
+    out = []
+    for name, (kind, bound) in GATES.items():
+        value = figures[name]
+        if (kind == "at_least" and value < bound) or (kind == "at_most" and value > bound):
+            out.append(f"{name}={value} ({kind.replace('_', ' ')} {bound})")
+    return out
+
+
+def pretrain_t5(cfg: T5PretrainConfig, checkpoint_dir: str | Path | None = None, progress: bool = True):
+    """Train a T5 on span corruption with the shipped tokenizer plus sentinels; (model, tokenizer, world, result)."""
+    torch.manual_seed(cfg.train.seed)
+    world = W.make_world(cfg.world)
+    tokenizer = add_sentinels(load_tokenizer())
+    model = build_t5(cfg.shape, tokenizer)
+
+    def probe(m) -> dict:
+        return capability_figures(m, tokenizer, world, n=64)
+
+    result = train(model, tokenizer, span_sampler(world, tokenizer, cfg), cfg.train, probe, checkpoint_dir, progress,
+                   loss_fn=seq2seq_loss)
+    return model, tokenizer, world, result
+
+
+def make_card(cfg: T5PretrainConfig, model, result: TrainResult, figures: dict) -> dict:
+    """The card's facts: command, seed, budget, wall time, losses, figures and the world fingerprint."""
+    return {
+        "command": BASE_T5_COMMAND, "seed": cfg.train.seed, "steps": cfg.train.steps,
+        "batch_size": cfg.train.batch_size, "train": dataclasses.asdict(cfg.train),
+        "wall_minutes": round(result.wall_s / 60, 1), "machine": f"{platform.machine()} CPU",
+        "final_loss": round(sum(result.losses[-100:]) / len(result.losses[-100:]), 4),
+        "parameters": count_parameters(model), "shape": dataclasses.asdict(cfg.shape),
+        "objective": {"noise_density": cfg.noise_density, "mean_span": cfg.mean_span,
+                      "share_fresh": cfg.share_fresh, "share_dialogue": cfg.share_dialogue},
+        "world": dataclasses.asdict(cfg.world), "generator_version": W.GENERATOR_VERSION,
+        "world_fingerprint": mixture.fingerprint(cfg.world), "figures": figures, "gates": GATES, "n_eval": 200,
+        "evals": result.evals, "loss_curve": result.losses[::50], "created": time.strftime("%Y-%m-%d"),
+    }
+
+
+def render_card(card: dict) -> str:
+    """The model card as Markdown."""
+    rows = "\n".join(f"| {k} | {v} | {' '.join(str(x) for x in card['gates'].get(k, ('', ''))).replace('_', ' ')} |"
+                     for k, v in card["figures"].items())
+    obj = card["objective"]
+    return f"""# TinyWorld seq2seq base model (T5)
+
+A {card['parameters']:,}-parameter encoder-decoder (`T5ForConditionalGeneration`, shape `{json.dumps(card['shape'])}`)
+pretrained from scratch by the course's own code on TinyWorld (generator `{card['generator_version']}`, fingerprint
+`{card['world_fingerprint']}`) with T5's objective only: span corruption, about {obj['noise_density']:.0%} of each
+passage's tokens hidden in spans of mean length {obj['mean_span']:g}, each span replaced by a sentinel
+(`<extra_id_0>`, ...) that the decoder must fill. It shares the decoder-only model's tokenizer, plus the sentinels.
+
+Passages: bios of the world's training people, bios of freshly invented people ({obj['share_fresh']:.0%}: names it
+can only copy from the passage) and raw two-person dialogues about training people ({obj['share_dialogue']:.0%});
+never a summary, an instruction or a held-out person. So, like T5 before FLAN, it fills gaps but follows no
+instruction: notebook 17 measures what instruction tuning adds.
+
+- Re-train: `{card['command']}` (seed {card['seed']}, {card['steps']} steps of {card['batch_size']} passages,
+  {card['wall_minutes']} minutes on {card['machine']}); final training loss {card['final_loss']}.
+- Why shipped rather than trained inside the notebook: measured on the notebook's budget, see notebook 17.
+
+| figure (greedy fill of one masked span, {card['n_eval']} probes each) | value | gate |
+|---|---|---|
+{rows}
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: pretrain, check the gates, and ship the checkpoint into the package."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=None, help="override the number of training steps")
+    parser.add_argument("--checkpoint-dir", default="build/pretrain-t5/checkpoint")
+    parser.add_argument("--out", default=str(shipped_t5_dir()))
+    args = parser.parse_args(argv)
+    cfg = T5PretrainConfig()
+    if args.steps is not None:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(
+            cfg.train, steps=args.steps, warmup_steps=min(cfg.train.warmup_steps, args.steps)))
+    model, tokenizer, world, result = pretrain_t5(cfg, args.checkpoint_dir)
+    figures = capability_figures(model, tokenizer, world)
+    print(json.dumps(figures, indent=2))
+    write_model_dir(model, tokenizer, Path(args.out), make_card(cfg, model, result, figures), render_card)
+    failures = failed_gates(figures)
+    print("gates:", "all passed" if not failures else "FAILED " + "; ".join(failures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""Encoder-decoder (T5) models: sentinel tokens, span corruption, (source, target) batches, the loss, generation.
+
+The course's seq2seq model is a small `T5ForConditionalGeneration` that shares the decoder-only model's tokenizer
+plus T5's sentinel tokens `<extra_id_0>`, `<extra_id_1>`, ... Every function here also takes a hub T5 (FLAN-T5's
+tokenizer has the sentinels already): sources and targets are tokenised without special tokens and closed by the
+tokenizer's eos, as T5's own tokenizer does.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from transformers import T5Config, T5ForConditionalGeneration
+
+from .evaluation import batches
+from .params import check_int
+from .training import IGNORE_INDEX, TrainConfig, TrainResult, train
+
+N_SENTINELS = 32  # enough for a passage of ~200 tokens at 15% noise and spans of 3
+
+
+def sentinel_tokens(n: int = N_SENTINELS) -> list[str]:
+    """T5's sentinel tokens: '<extra_id_0>', '<extra_id_1>', ..."""
+    check_int("n", n)
+    return [f"<extra_id_{i}>" for i in range(n)]
+
+
+def add_sentinels(tokenizer, n: int = N_SENTINELS):
+    """A copy of `tokenizer` with n sentinel tokens added as special tokens (skipped when decoding)."""
+    tok = copy.deepcopy(tokenizer)
+    tok.add_tokens(sentinel_tokens(n), special_tokens=True)
+    return tok
+
+
+def sentinel_ids(tokenizer) -> list[int]:
+    """Ids of <extra_id_0>, <extra_id_1>, ... in order; a ValueError for a tokenizer without them."""
+    vocab = tokenizer.get_vocab()
+    ids = []
+    while f"<extra_id_{len(ids)}>" in vocab:
+        ids.append(vocab[f"<extra_id_{len(ids)}>"])
+    if not ids:
+        raise ValueError(f"{type(tokenizer).__name__} has no sentinel tokens <extra_id_0>...: "
+                         f"use seq2seq.add_sentinels(tokenizer) or a T5 tokenizer")
+    return ids
+
+
+@dataclass(frozen=True)
+class Seq2SeqShape:
+    """Shape of a small T5 (transformers' T5Config names)."""
+
+    d_model: int = 128
+    d_ff: int = 512
+    d_kv: int = 32
+    num_heads: int = 4
+    num_layers: int = 2  # encoder blocks
+    num_decoder_layers: int = 2
+    relative_attention_num_buckets: int = 32
+    relative_attention_max_distance: int = 128
+
+
+def build_t5(shape: Seq2SeqShape, tokenizer) -> T5ForConditionalGeneration:
+    """A freshly initialised T5 of `shape` for `tokenizer` (decoding starts from the pad token, as in T5)."""
+    cfg = T5Config(vocab_size=len(tokenizer), **asdict(shape), dropout_rate=0.0, feed_forward_proj="relu",
+                   tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
+                   eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id)
+    return T5ForConditionalGeneration(cfg)
+
+
+def random_partition(total: int, parts: int, rng: random.Random) -> list[int]:
+    """`total` split into `parts` positive integers at random cut points."""
+    if not 1 <= parts <= total:
+        raise ValueError(f"cannot split {total} into {parts} positive parts")
+    cuts = sorted(rng.sample(range(1, total), parts - 1))
+    return [b - a for a, b in zip([0, *cuts], [*cuts, total])]
+
+
+def span_corruption(ids: Sequence[int], sentinels: Sequence[int], rng: random.Random, noise_density: float = 0.15,
+                    mean_span: float = 3.0) -> tuple[list[int], list[int]]:
+    """T5's pre-training objective on one token sequence: (input, target).
+
+    About `noise_density` of the tokens, in spans of mean length `mean_span`, are cut out; each span becomes one
+    sentinel in the input, and the target lists every sentinel followed by the tokens it replaced.
+    """
+    if not 0 < noise_density < 1:
+        raise ValueError(f"noise_density must lie in (0, 1), got {noise_density!r}")
+    if mean_span < 1:
+        raise ValueError(f"mean_span must be at least 1, got {mean_span!r}")
+    n = len(ids)
+    if n < 2:
+        raise ValueError(f"span corruption needs at least 2 tokens, got {n}")
+    n_noise = min(max(1, round(n * noise_density)), n - 1)
+    n_spans = max(1, min(round(n_noise / mean_span), n - n_noise, len(sentinels)))
+    noise, keep = random_partition(n_noise, n_spans, rng), random_partition(n - n_noise, n_spans, rng)
+    source, target, at = [], [], 0
+    for i, (k, m) in enumerate(zip(keep, noise)):  # kept tokens, then a hidden span, n_spans times
+        source += [*ids[at: at + k], sentinels[i]]
+        target += [sentinels[i], *ids[at + k: at + k + m]]
+        at += k + m
+    return source, target
+
+
+def text_ids(tokenizer, text: str, max_len: int) -> list[int]:
+    """`text` as token ids closed by eos (no bos: T5's convention), cut to max_len tokens."""
+    check_int("max_len", max_len, low=2)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"][: max_len - 1]
+    return [*ids, tokenizer.eos_token_id]
+
+
+def pad_pairs(pairs: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict:
+    """(source ids, target ids) pairs as a right-padded batch: input_ids, attention_mask, labels (-100 on pads)."""
+    if not pairs:
+        raise ValueError("pad_pairs needs at least one pair, got none")
+    width_s, width_t = max(len(s) for s, _ in pairs), max(len(t) for _, t in pairs)
+    return {
+        "input_ids": torch.tensor([s + [pad_id] * (width_s - len(s)) for s, _ in pairs]),
+        "attention_mask": torch.tensor([[1] * len(s) + [0] * (width_s - len(s)) for s, _ in pairs]),
+        "labels": torch.tensor([t + [IGNORE_INDEX] * (width_t - len(t)) for _, t in pairs]),
+    }
+
+
+def encode_pairs(tokenizer, sources: Sequence[str], targets: Sequence[str], max_source: int = 256,
+                 max_target: int = 64) -> dict:
+    """Texts (source, target) as a padded batch for a seq2seq model, each side closed by eos."""
+    if len(sources) != len(targets):
+        raise ValueError(f"got {len(sources)} sources but {len(targets)} targets")
+    return pad_pairs([(text_ids(tokenizer, s, max_source), text_ids(tokenizer, t, max_target))
+                      for s, t in zip(sources, targets)], tokenizer.pad_token_id)
+
+
+def seq2seq_loss(model, batch: dict):
+    """Cross-entropy of the targets, averaged over each example's tokens, then over examples (as training.py)."""
+    batch = {k: v.to(model.device) for k, v in batch.items()}
+    logits = model(**batch).logits  # (batch, target length, vocab); T5 shifts the labels right itself
+    labels = batch["labels"]
+    nll = F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none")
+    scored = (labels != IGNORE_INDEX).sum(1).clamp(min=1)
+    return (nll.sum(1) / scored).mean()
+
+
+def pair_sampler(tokenizer, pairs: Sequence[tuple[str, str]], max_source: int = 256, max_target: int = 64):
+    """sample_batch(rng, progress, size) for training.train: `size` (source, target) pairs drawn without replacement."""
+    pairs = list(pairs)
+    if not pairs:
+        raise ValueError("pair_sampler needs at least one (source, target) pair, got none")
+
+    def sample(rng: random.Random, progress: float, size: int) -> dict:
+        chosen = rng.sample(pairs, min(size, len(pairs)))
+        return encode_pairs(tokenizer, [s for s, _ in chosen], [t for _, t in chosen], max_source, max_target)
+
+    return sample
+
+
+def train_pairs(model, tokenizer, pairs: Sequence[tuple[str, str]], cfg: TrainConfig,
+                progress: bool = True) -> TrainResult:
+    """Fine-tune a seq2seq model on (source, target) pairs with the course's loop (training.train), seq2seq loss."""
+    return train(model, tokenizer, pair_sampler(tokenizer, pairs), cfg, progress=progress, loss_fn=seq2seq_loss)
+
+
+def generate(model, tokenizer, sources: Sequence[str], max_new_tokens: int = 48, max_source: int = 256,
+             batch_size: int = 64) -> list[str]:
+    """Greedy output of the seq2seq model for each source text, special tokens dropped."""
+    out: list[str] = []
+    for chunk in batches(list(sources), batch_size):
+        enc = pad_pairs([(text_ids(tokenizer, s, max_source), [0]) for s in chunk], tokenizer.pad_token_id)
+        with torch.inference_mode():
+            gen = model.generate(input_ids=enc["input_ids"].to(model.device),
+                                 attention_mask=enc["attention_mask"].to(model.device),
+                                 max_new_tokens=max_new_tokens, do_sample=False)
+        out.extend(t.strip() for t in tokenizer.batch_decode(gen, skip_special_tokens=True))
+    return out
