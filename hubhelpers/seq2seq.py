@@ -107,7 +107,7 @@ def span_corruption(ids: Sequence[int], sentinels: Sequence[int], rng: random.Ra
 def text_ids(tokenizer, text: str, max_len: int) -> list[int]:
     """`text` as token ids closed by eos (no bos: T5's convention), cut to max_len tokens."""
     check_int("max_len", max_len, low=2)
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"][: max_len - 1]
+    ids = tokenizer(text, add_special_tokens=False, truncation=True, max_length=max_len - 1)["input_ids"]
     return [*ids, tokenizer.eos_token_id]
 
 
@@ -172,4 +172,26 @@ def generate(model, tokenizer, sources: Sequence[str], max_new_tokens: int = 48,
                                  attention_mask=enc["attention_mask"].to(model.device),
                                  max_new_tokens=max_new_tokens, do_sample=False)
         out.extend(t.strip() for t in tokenizer.batch_decode(gen, skip_special_tokens=True))
+    return out
+
+
+def fill_spans(model, tokenizer, sources: Sequence[str], max_new_tokens: int = 12, batch_size: int = 64) -> list[str]:
+    """The text the model writes for the first sentinel of each source: from <extra_id_0> to the next sentinel or eos.
+
+    A span-corruption model writes every sentinel of its input and then, often, more sentinels it imagines; only
+    the first span answers the question a single-gap probe asks.
+    """
+    stops = set(sentinel_ids(tokenizer)) | {tokenizer.eos_token_id, tokenizer.pad_token_id}
+    first = sentinel_ids(tokenizer)[0]
+    out: list[str] = []
+    for chunk in batches(list(sources), batch_size):
+        enc = pad_pairs([(text_ids(tokenizer, s, 256), [0]) for s in chunk], tokenizer.pad_token_id)
+        with torch.inference_mode():
+            gen = model.generate(input_ids=enc["input_ids"].to(model.device),
+                                 attention_mask=enc["attention_mask"].to(model.device),
+                                 max_new_tokens=max_new_tokens, do_sample=False).tolist()
+        for row in gen:
+            span = row[row.index(first) + 1:] if first in row else []
+            end = next((i for i, t in enumerate(span) if t in stops), len(span))
+            out.append(tokenizer.decode(span[:end]).strip())
     return out

@@ -181,3 +181,46 @@ def test_a_tiny_t5_learns_to_copy_and_generates_it(t5_tok):
     assert result.losses[-1] < 0.1 * result.losses[0]
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert S.generate(model, t5_tok, [f"Say {w}." for w in words], max_new_tokens=6) == words
+
+
+def test_pretrain_t5_tiny_run_writes_a_loadable_model_dir_with_its_card(tmp_path):
+    import dataclasses
+    import json
+
+    from hubhelpers import pretrain_t5 as P
+    from hubhelpers import seq2seq as S
+    from hubhelpers.pretrain import write_model_dir
+    from hubhelpers.training import TrainConfig
+
+    small = {"batch_size": 8, "lr": 5e-3, "warmup_steps": 2, "eval_every": 1000, "checkpoint_every": 1000,
+             "max_len": 64}
+    cfg = dataclasses.replace(P.T5PretrainConfig(), n_dialogues=20,
+                              shape=S.Seq2SeqShape(d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=1,
+                                                   num_decoder_layers=1),
+                              foundation=TrainConfig(steps=15, **small), train=TrainConfig(steps=15, **small))
+    model, tok, world, result = P.pretrain_t5(cfg, progress=False)
+    assert len(result.history) == 30 and result.history[-1]["step"] == 30  # both runs, numbered on
+    assert result.losses[14] < result.losses[0] and result.losses[-1] < result.losses[15]
+    figures = P.capability_figures(model, tok, world, n=4)
+    assert set(figures) == set(P.GATES) and all(0 <= v <= 1 for v in figures.values())
+    assert P.failed_gates(figures)  # 30 tiny steps pass no gate: the gates can fail
+    card = P.make_card(cfg, model, result, figures)
+    write_model_dir(model, tok, tmp_path / "t5", card, P.render_card)
+    assert json.loads((tmp_path / "t5" / "card.json").read_text())["steps"] == 30
+    assert "span corruption" in (tmp_path / "t5" / "README.md").read_text()
+    loaded, loaded_tok = M.load_model(str(tmp_path / "t5"), task="seq2seq-lm", device="cpu")
+    assert S.sentinel_ids(loaded_tok) == S.sentinel_ids(tok)
+    assert count_equal(loaded, model)
+
+
+def count_equal(a, b) -> bool:
+    """True when two models hold the same tensors."""
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_the_shipped_t5_alias_says_how_to_rebuild_it_when_missing(monkeypatch, tmp_path):
+    monkeypatch.setattr(M, "shipped_t5_dir", lambda: tmp_path / "absent")
+    with pytest.raises(FileNotFoundError, match="make base-model-t5"):
+        M.resolve_model("tinyworld-t5")
+    assert M.is_shipped("tinyworld-t5") and not M.is_shipped("google/flan-t5-small")
