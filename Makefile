@@ -89,10 +89,12 @@ lock: $(STAMP)
 # the lock, notebooks that failed, banded figures that moved beyond their spread over make seeds, new warnings.
 # Compares with the lock's last make course (build/). Not in .ci/run.
 # When everything passes there: make lock LOCK_FROM=$(LATEST)/bin/python.
+# L="--seed 1" runs it at seed 1 and compares with make seeds' run there (no extra course run on the lock).
 LATEST := .venv-latest
+L      ?=
 latest: $(STAMP)
 	$(PY) -m hubhelpers.tooling.releases install --venv $(LATEST)
-	$(NO_NET) $(LATEST)/bin/python -m hubhelpers.tooling.releases run
+	$(NO_NET) $(LATEST)/bin/python -m hubhelpers.tooling.releases run $(L)
 
 # Re-train the embedded TinyWorld base model shipped in hubhelpers/assets/tinyworld/.
 base-model: $(STAMP)

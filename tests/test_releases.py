@@ -178,6 +178,24 @@ def test_write_drift_reads_published_from_the_environment_it_is_given(tmp_path, 
     assert "- transformers 9.0: no" in out.read_text()
 
 
+def test_write_drift_compares_with_the_baseline_it_is_given(tmp_path, monkeypatch):
+    build, venv = tmp_path / "build", tmp_path / "venv-latest"
+    seed_run = build / "seeds" / "seed1"
+    for where in (seed_run, build / "latest", venv / "bin"):
+        where.mkdir(parents=True)
+    (seed_run / "bands.json").write_text(json.dumps({"07": {"ratio": {"value": 0.9, "passed": True}}}))
+    (build / "latest" / "bands.json").write_text(json.dumps({"07": {"ratio": {"value": 0.5, "passed": True}}}))
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("transformers==5.24.0\n")
+    monkeypatch.setattr(releases, "freeze", lambda python: "transformers==5.24.0\n")
+    with pytest.raises(FileNotFoundError, match="run make course first"):  # build/ itself holds no run
+        releases.write_drift(build, build / "latest", {"07": "passed"}, venv, lock)
+    text = releases.write_drift(build, build / "latest", {"07": "passed"}, venv, lock, seed_run).read_text()
+    assert "Compared with the lock's run in" in text and "seeds/seed1" in text
+    moves = json.loads((build / "latest" / "drift.json").read_text())["moves"]
+    assert [(m["lock"], m["latest"], m["moved"]) for m in moves] == [(0.9, 0.5, True)]
+
+
 def test_require_baseline_names_the_fix(tmp_path):
     with pytest.raises(FileNotFoundError, match="run make course first"):
         releases.require_baseline(tmp_path)

@@ -13,7 +13,9 @@ newest release (pip's eager upgrade strategy), the field libraries named explici
 the lock's last plain run (``make course``, in ``build/``): the versions against the lock, the notebooks that failed,
 the banded figures that moved by more than their run-to-run spread (the range over ``make seeds``' seeds and the
 lock's run, from ``build/seeds/spread.json``), and the warnings the notebooks print with the latest releases that
-they do not print with the lock. Exit code 1 when a notebook failed there. When everything passes, ``lock --python
+they do not print with the lock. ``run --seed N`` compares instead with the lock's run at that seed, the one
+``make seeds`` left in ``build/seeds/seed<N>/``, and runs the latest course at that seed: the same comparison without
+one more course run on the lock. Exit code 1 when a notebook failed there. When everything passes, ``lock --python
 .venv-latest/bin/python`` writes the latest versions into requirements.lock.
 """
 
@@ -273,25 +275,30 @@ def require_baseline(build: Path) -> None:
     """Raise FileNotFoundError with the fix when the lock's run (the comparison's baseline) is missing."""
     if not (build / R.BANDS_FILE).is_file():
         raise FileNotFoundError(f"{build / R.BANDS_FILE} is missing: run make course first (the lock's run at the "
-                                "committed defaults, the baseline of the comparison)")
+                                "committed defaults, the baseline of the comparison), or make seeds and compare with "
+                                "one of its seeds (run --seed N)")
 
 
-def write_drift(build: Path, latest_dir: Path, runs: Mapping[str, str], venv: Path, lock: Path) -> Path:
+def write_drift(build: Path, latest_dir: Path, runs: Mapping[str, str], venv: Path, lock: Path,
+                baseline: Path | None = None) -> Path:
     """Write DRIFT.md and drift.json into ``latest_dir`` for the latest run's ``runs`` ({notebook: status}) in the
-    environment ``venv``."""
-    require_baseline(build)
+    environment ``venv``, compared with the lock's run in ``baseline`` (default: ``build``, the last make course)."""
+    baseline = build if baseline is None else baseline
+    require_baseline(baseline)
     spread_file = build / seeds.SEEDS_DIR / seeds.SPREAD_FILE
     spreads = seed_spreads(json.loads(spread_file.read_text(encoding="utf-8"))) if spread_file.is_file() else {}
     published_file = venv / PUBLISHED_FILE
     published = json.loads(published_file.read_text(encoding="utf-8")) if published_file.is_file() else {}
     installed = parse_pins(freeze(venv / "bin" / "python"))
     versions = version_rows(parse_pins(lock.read_text(encoding="utf-8")), installed, published)
-    moves = figure_moves(R.load_bands(build), R.load_bands(latest_dir), spreads)
-    warned = new_warnings(executed_warnings(build / "executed"), executed_warnings(latest_dir / "executed"))
+    moves = figure_moves(R.load_bands(baseline), R.load_bands(latest_dir), spreads)
+    warned = new_warnings(executed_warnings(baseline / "executed"), executed_warnings(latest_dir / "executed"))
+    against = R.display_path(baseline)
     R.write_json_atomic(latest_dir / "drift.json", {"versions": versions, "runs": dict(runs), "moves": moves,
-                                                    "new_warnings": warned})
+                                                    "new_warnings": warned, "baseline": against})
     out = latest_dir / DRIFT_FILE
-    out.write_text(render_drift(versions, runs, moves, warned, bool(spreads)), encoding="utf-8")
+    text = render_drift(versions, runs, moves, warned, bool(spreads))
+    out.write_text(text.replace("\n\n", f"\n\nCompared with the lock's run in `{against}`.\n\n", 1), encoding="utf-8")
     return out
 
 
@@ -300,13 +307,15 @@ def run_latest(args: argparse.Namespace, project: Path, lock: Path) -> int:
     build = R.find_build_dir()
     latest_dir = (args.build_dir or build / LATEST_DIR).resolve()
     notebooks = course.discover_notebooks((args.notebooks or project / "notebooks").resolve(), args.only)
-    require_baseline(build)
-    runs = course.run_course(notebooks, latest_dir, args.kernel, [], timeout=args.timeout,
+    baseline = build if args.seed is None else build / seeds.SEEDS_DIR / f"seed{args.seed}"
+    require_baseline(baseline)
+    extra = [] if args.seed is None else ["-p", "SEED", str(args.seed)]
+    runs = course.run_course(notebooks, latest_dir, args.kernel, extra, timeout=args.timeout,
                              cell_timeout=args.cell_timeout)
     course.write_report(runs, latest_dir)
     bands = R.load_bands(latest_dir)
     statuses = {run.name: course.notebook_status(run, bands.get(run.name, {})) for run in runs}
-    out = write_drift(build, latest_dir, statuses, Path(sys.prefix), lock)
+    out = write_drift(build, latest_dir, statuses, Path(sys.prefix), lock, baseline)
     print(f"report: {R.display_path(out)}")
     failed = [nb for nb, status in statuses.items() if status != "passed"]
     if failed:
@@ -327,6 +336,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     install_cmd.add_argument("--venv", type=Path, default=None, help=f"default: {LATEST_VENV}")
     run = sub.add_parser("run", help=f"run the course here into build/{LATEST_DIR}/, write {DRIFT_FILE}")
     course.add_run_options(run, build_default=f"build/{LATEST_DIR}/")
+    run.add_argument("--seed", type=int, default=None, metavar="N",
+                     help="run at SEED N and compare with make seeds' run at N (default: the committed defaults, "
+                          "compared with the last make course)")
     for command in sub.choices.values():
         command.add_argument("--lock", type=Path, default=None, help=f"default: {LOCK_FILE}")
     return parser.parse_args(argv)
