@@ -70,3 +70,16 @@ def test_readme_column_from_the_matrix() -> None:
     text = "| # | notebook | CPU time | other models |\n|---|---|---|---|\n| 05 | [y](n.ipynb) | ≈40 s | – |\n"
     assert M.update_readme_column(text, M.README_COLUMN, M.readme_cells(matrix)).endswith(
         "| 05 | [y](n.ipynb) | ≈40 s | ✅ ❌ ✅ |\n")
+
+
+def test_only_notebooks_whose_model_is_a_causal_lm_take_the_matrix_models(tmp_path: Path) -> None:
+    def notebook(name: str, parameters: str) -> Path:
+        cell = {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": parameters, "outputs": [],
+                "execution_count": None}
+        path = tmp_path / name
+        path.write_text(json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+        return path
+
+    assert M.takes_causal_model(notebook("05_x.ipynb", 'SEED: int = 0  # s\nMODEL: str = "tinyworld"  # m\n'))
+    assert not M.takes_causal_model(notebook("13_x.ipynb", 'ENCODER: str = "minilm"  # e\n'))
+    assert not M.takes_causal_model(notebook("17_x.ipynb", 'MODEL: str = "tinyworld-t5"  # an encoder-decoder\n'))

@@ -23,6 +23,7 @@ failed).
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import string
 import sys
@@ -46,7 +47,7 @@ from transformers import (
 
 from hubhelpers import results as R
 from hubhelpers.mixture import pretraining_corpus
-from hubhelpers.models import load_model
+from hubhelpers.models import SHIPPED_T5, load_model
 from hubhelpers.runtime import seed_everything
 from hubhelpers.tooling import course
 from hubhelpers.tooling.sync import update_readme_column
@@ -54,7 +55,8 @@ from hubhelpers.world import make_world
 
 MATRIX_DIR = "models"
 README_COLUMN = "other models"
-# A notebook without a MODEL parameter (02 trains its own model, 13's model is its ENCODER) runs as by default.
+# A notebook without a causal-LM MODEL parameter (02 trains its own model, 13's model is its ENCODER, 17's MODEL is an
+# encoder-decoder) runs as by default.
 NO_MODEL = {"status": "not applicable", "ran_to_end": None, "failed_bands": [], "all_bands": False,
             "not_checked": 0, "not_checked_outside": []}
 CHATML_TEMPLATE = (  # ChatML, as many chat models write it: no {% generation %} markers
@@ -178,7 +180,7 @@ def cell_verdict(ran: bool, bands: Mapping[str, Any], all_bands: bool) -> dict[s
 def verdict_text(cell: Mapping[str, Any]) -> str:
     """The MATRIX.md text of one cell."""
     if cell["status"] == NO_MODEL["status"]:
-        return "no MODEL parameter (trains its own / uses ENCODER): the default run"
+        return "no causal-LM MODEL parameter (trains its own / uses ENCODER / a seq2seq MODEL): the default run"
     if cell["status"] == "failed":
         why = ", ".join(cell["failed_bands"]) or "stopped before its end"
         return f"❌ failed: {why}"
@@ -213,11 +215,20 @@ def readme_cells(matrix: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict[
             if all(nb in matrix.get(m, {}) for m in MODELS)}
 
 
+def takes_causal_model(notebook: Path) -> bool:
+    """True when the notebook's MODEL parameter is a causal LM: it has one and its default is not the shipped T5."""
+    if "MODEL" not in course.declared_parameters(notebook):
+        return False
+    cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
+    source = next("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    return f'MODEL: str = "{SHIPPED_T5}"' not in source
+
+
 def run_model(model: MatrixModel, root: Path, only: Sequence[str]) -> dict[str, Any]:
     """Run the course (or `only` some notebooks) with MODEL = this model's directory; return its matrix column."""
     model_dir, build_dir = root / model.name / "model", root / model.name / "build"
     notebooks = course.discover_notebooks((R.find_project_root() or Path.cwd()) / "notebooks", only)
-    takes_model = [nb for nb in notebooks if "MODEL" in course.declared_parameters(nb)]
+    takes_model = [nb for nb in notebooks if takes_causal_model(nb)]
     runs = course.run_course(takes_model, build_dir, "python3", ["-p", "MODEL", str(model_dir)])
     course.write_report(runs, build_dir)
     bands = R.load_bands(build_dir)
