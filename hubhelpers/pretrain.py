@@ -98,17 +98,18 @@ def capability_figures(model, tokenizer, world: W.World, n: int = 300) -> dict:
     return {k: round(v, 4) for k, v in figs.items()}
 
 
-def gate_failure(name: str, value: float) -> str | None:
-    """A description of how `value` fails gate `name`, or None when it passes."""
-    kind, bound = GATES[name]
+def gate_failure(name: str, value: float, gates: dict | None = None) -> str | None:
+    """A description of how `value` fails gate `name` (of `gates`, default GATES), or None when it passes."""
+    kind, bound = (GATES if gates is None else gates)[name]
     if (kind == "at_least" and value < bound) or (kind == "at_most" and value > bound):
         return f"{name}={value} ({kind.replace('_', ' ')} {bound})"
     return None
 
 
-def failed_gates(figures: dict) -> list[str]:
-    """Descriptions of the gates that `figures` fail (empty when all pass)."""
-    return [msg for name in GATES if (msg := gate_failure(name, figures[name])) is not None]
+def failed_gates(figures: dict, gates: dict | None = None) -> list[str]:
+    """Descriptions of the gates (default GATES) that `figures` fail (empty when all pass)."""
+    gates = GATES if gates is None else gates
+    return [msg for name in gates if (msg := gate_failure(name, figures[name], gates)) is not None]
 
 
 def pretrain(cfg: PretrainConfig, checkpoint_dir: str | Path | None = None, progress: bool = True,
@@ -188,24 +189,29 @@ a task from a few examples. {_reading_sentence(card['figures'])}
 """
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command line: pretrain, check the gates, and ship the checkpoint into the package."""
-    parser = argparse.ArgumentParser(description=__doc__)
+def ship_command(argv: list[str] | None, description: str, cfg, checkpoint_dir: str, out: Path, run, figures_of,
+                 card_of, render=None, gates: dict | None = None) -> None:
+    """The `make base-model` style command: pretrain `cfg` with `run`, measure, write the model dir, report gates."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--steps", type=int, default=None, help="override the number of training steps")
-    parser.add_argument("--checkpoint-dir", default="build/pretrain/checkpoint")
-    parser.add_argument("--out", default=str(shipped_model_dir()))
+    parser.add_argument("--checkpoint-dir", default=checkpoint_dir)
+    parser.add_argument("--out", default=str(out))
     args = parser.parse_args(argv)
-    cfg = PretrainConfig()
     if args.steps is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(
             cfg.train, steps=args.steps, warmup_steps=min(cfg.train.warmup_steps, args.steps)))
-    model, tokenizer, world, result = pretrain(cfg, args.checkpoint_dir)
-    figures = capability_figures(model, tokenizer, world)
+    model, tokenizer, world, result = run(cfg, args.checkpoint_dir)
+    figures = figures_of(model, tokenizer, world)
     print(json.dumps(figures, indent=2))
-    card = make_card(cfg, model, result, figures)
-    write_model_dir(model, tokenizer, Path(args.out), card)
-    failures = failed_gates(figures)
+    write_model_dir(model, tokenizer, Path(args.out), card_of(cfg, model, result, figures), render)
+    failures = failed_gates(figures, gates)
     print("gates:", "all passed" if not failures else "FAILED " + "; ".join(failures))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: pretrain, check the gates, and ship the checkpoint into the package."""
+    ship_command(argv, __doc__, PretrainConfig(), "build/pretrain/checkpoint", shipped_model_dir(), pretrain,
+                 capability_figures, make_card)
 
 
 def make_card(cfg: PretrainConfig, model, result: TrainResult, figures: dict) -> dict:

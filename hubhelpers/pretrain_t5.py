@@ -14,7 +14,6 @@ gap with frequent words ("colour") and copied no name; 400 infilling steps were 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import platform
@@ -25,11 +24,11 @@ from pathlib import Path
 
 import torch
 
-from . import mixture
+from . import mixture, pretrain
 from . import world as W
 from .dialogue import dialogues
 from .models import count_parameters, load_tokenizer, shipped_t5_dir
-from .pretrain import joined, write_model_dir
+from .pretrain import joined
 from .seq2seq import (
     Seq2SeqShape,
     add_sentinels,
@@ -129,16 +128,6 @@ def capability_figures(model, tokenizer, world: W.World, n: int = 200) -> dict:
     return figures
 
 
-def failed_gates(figures: dict) -> list[str]:
-    """Descriptions of the gates that `figures` fail (empty when all pass)."""
-    out = []
-    for name, (kind, bound) in GATES.items():
-        value = figures[name]
-        if (kind == "at_least" and value < bound) or (kind == "at_most" and value > bound):
-            out.append(f"{name}={value} ({kind.replace('_', ' ')} {bound})")
-    return out
-
-
 def pretrain_t5(cfg: T5PretrainConfig, checkpoint_dir: str | Path | None = None, progress: bool = True):
     """Train a T5 on span corruption with the shipped tokenizer plus sentinels; (model, tokenizer, world, result)."""
     torch.manual_seed(cfg.train.seed)
@@ -205,23 +194,15 @@ instruction: notebook 17 measures what instruction tuning adds.
 """
 
 
+def failed_gates(figures: dict) -> list[str]:
+    """Descriptions of the gates that `figures` fail (empty when all pass)."""
+    return pretrain.failed_gates(figures, GATES)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command line: pretrain, check the gates, and ship the checkpoint into the package."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=None, help="override the number of training steps")
-    parser.add_argument("--checkpoint-dir", default="build/pretrain-t5/checkpoint")
-    parser.add_argument("--out", default=str(shipped_t5_dir()))
-    args = parser.parse_args(argv)
-    cfg = T5PretrainConfig()
-    if args.steps is not None:
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(
-            cfg.train, steps=args.steps, warmup_steps=min(cfg.train.warmup_steps, args.steps)))
-    model, tokenizer, world, result = pretrain_t5(cfg, args.checkpoint_dir)
-    figures = capability_figures(model, tokenizer, world)
-    print(json.dumps(figures, indent=2))
-    write_model_dir(model, tokenizer, Path(args.out), make_card(cfg, model, result, figures), render_card)
-    failures = failed_gates(figures)
-    print("gates:", "all passed" if not failures else "FAILED " + "; ".join(failures))
+    pretrain.ship_command(argv, __doc__.split("\n")[0], T5PretrainConfig(), "build/pretrain-t5/checkpoint",
+                          shipped_t5_dir(), pretrain_t5, capability_figures, make_card, render_card, GATES)
 
 
 if __name__ == "__main__":
