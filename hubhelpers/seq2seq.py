@@ -161,37 +161,37 @@ def train_pairs(model, tokenizer, pairs: Sequence[tuple[str, str]], cfg: TrainCo
     return train(model, tokenizer, pair_sampler(tokenizer, pairs), cfg, progress=progress, loss_fn=seq2seq_loss)
 
 
-def generate(model, tokenizer, sources: Sequence[str], max_new_tokens: int = 48, max_source: int = 256,
-             batch_size: int = 64) -> list[str]:
-    """Greedy output of the seq2seq model for each source text, special tokens dropped."""
-    out: list[str] = []
+def generated_ids(model, tokenizer, sources: Sequence[str], max_new_tokens: int, max_source: int = 256,
+                  batch_size: int = 64):
+    """Greedy decoder output ids (a list per source, decoder start token first), in batches of `batch_size`."""
     for chunk in batches(list(sources), batch_size):
         enc = pad_pairs([(text_ids(tokenizer, s, max_source), [0]) for s in chunk], tokenizer.pad_token_id)
         with torch.inference_mode():
             gen = model.generate(input_ids=enc["input_ids"].to(model.device),
                                  attention_mask=enc["attention_mask"].to(model.device),
                                  max_new_tokens=max_new_tokens, do_sample=False)
-        out.extend(t.strip() for t in tokenizer.batch_decode(gen, skip_special_tokens=True))
-    return out
+        yield from gen.tolist()
 
 
-def fill_spans(model, tokenizer, sources: Sequence[str], max_new_tokens: int = 12, batch_size: int = 64) -> list[str]:
+def generate(model, tokenizer, sources: Sequence[str], max_new_tokens: int = 48, max_source: int = 256,
+             batch_size: int = 64) -> list[str]:
+    """Greedy output of the seq2seq model for each source text, special tokens dropped."""
+    return [tokenizer.decode(ids, skip_special_tokens=True).strip()
+            for ids in generated_ids(model, tokenizer, sources, max_new_tokens, max_source, batch_size)]
+
+
+def fill_spans(model, tokenizer, sources: Sequence[str], max_new_tokens: int = 12, max_source: int = 256,
+               batch_size: int = 64) -> list[str]:
     """The text the model writes for the first sentinel of each source: from <extra_id_0> to the next sentinel or eos.
 
     A span-corruption model writes every sentinel of its input and then, often, more sentinels it imagines; only
     the first span answers the question a single-gap probe asks.
     """
-    stops = set(sentinel_ids(tokenizer)) | {tokenizer.eos_token_id, tokenizer.pad_token_id}
-    first = sentinel_ids(tokenizer)[0]
+    sentinels = sentinel_ids(tokenizer)
+    stops = {*sentinels, tokenizer.eos_token_id, tokenizer.pad_token_id}
     out: list[str] = []
-    for chunk in batches(list(sources), batch_size):
-        enc = pad_pairs([(text_ids(tokenizer, s, 256), [0]) for s in chunk], tokenizer.pad_token_id)
-        with torch.inference_mode():
-            gen = model.generate(input_ids=enc["input_ids"].to(model.device),
-                                 attention_mask=enc["attention_mask"].to(model.device),
-                                 max_new_tokens=max_new_tokens, do_sample=False).tolist()
-        for row in gen:
-            span = row[row.index(first) + 1:] if first in row else []
-            end = next((i for i, t in enumerate(span) if t in stops), len(span))
-            out.append(tokenizer.decode(span[:end]).strip())
+    for row in generated_ids(model, tokenizer, sources, max_new_tokens, max_source, batch_size):
+        span = row[row.index(sentinels[0]) + 1:] if sentinels[0] in row else []
+        end = next((i for i, t in enumerate(span) if t in stops), len(span))
+        out.append(tokenizer.decode(span[:end]).strip())
     return out
