@@ -77,8 +77,8 @@ def passage(world: W.World, pool: list, cfg: T5PretrainConfig, rng: random.Rando
     return " ".join(W.bio(p, rng) for p in people)
 
 
-def span_sampler(world: W.World, tokenizer, cfg: T5PretrainConfig, rebuild: bool = False):
-    """sample_batch(rng, progress, size) for training.train: span-corrupted passages as a padded batch.
+def span_sampler(world: W.World, tokenizer, cfg: T5PretrainConfig, max_len: int, rebuild: bool = False):
+    """sample_batch(rng, progress, size) for training.train: span-corrupted passages (first max_len tokens), padded.
 
     The target is the hidden spans (T5), or with `rebuild` the whole original passage (BART's text infilling).
     """
@@ -87,7 +87,7 @@ def span_sampler(world: W.World, tokenizer, cfg: T5PretrainConfig, rebuild: bool
     def sample(rng: random.Random, progress: float, size: int) -> dict:
         pairs = []
         for _ in range(size):
-            ids = tokenizer(passage(world, pool, cfg, rng), add_special_tokens=False)["input_ids"][: cfg.train.max_len]
+            ids = tokenizer(passage(world, pool, cfg, rng), add_special_tokens=False)["input_ids"][:max_len]
             source, target = span_corruption(ids, sentinels, rng, cfg.noise_density, cfg.mean_span)
             pairs.append(([*source, eos], [*(ids if rebuild else target), eos]))
         return pad_pairs(pairs, tokenizer.pad_token_id)
@@ -139,9 +139,10 @@ def pretrain_t5(cfg: T5PretrainConfig, checkpoint_dir: str | Path | None = None,
         return capability_figures(m, tokenizer, world, n=64)
 
     ckpt = None if checkpoint_dir is None else Path(checkpoint_dir)
-    first = train(model, tokenizer, span_sampler(world, tokenizer, cfg, rebuild=True), cfg.foundation, None,
-                  None if ckpt is None else ckpt / "foundation", progress, loss_fn=seq2seq_loss)
-    second = train(model, tokenizer, span_sampler(world, tokenizer, cfg), cfg.train, probe,
+    rebuild = span_sampler(world, tokenizer, cfg, cfg.foundation.max_len, rebuild=True)
+    first = train(model, tokenizer, rebuild, cfg.foundation, None, None if ckpt is None else ckpt / "foundation",
+                  progress, loss_fn=seq2seq_loss)
+    second = train(model, tokenizer, span_sampler(world, tokenizer, cfg, cfg.train.max_len), cfg.train, probe,
                    None if ckpt is None else ckpt / "main", progress, loss_fn=seq2seq_loss)
     return model, tokenizer, world, joined(first, second, cfg.foundation.steps)
 
