@@ -89,7 +89,8 @@ class RLConfig:
     """Hyper-parameters of the REINFORCE loop: maximise E[r_env + lam * r_h] - beta * KL(pi || pi_ref)."""
 
     steps: int = 60
-    batch_size: int = 32
+    batch_size: int = 32  # replies per step: batch_size // group_size prompts, group_size replies to each
+    group_size: int = 1  # 1: baseline = the batch's mean reward; k > 1: the other k - 1 replies' mean (RLOO)
     lr: float = 3e-4
     lam: float = 1.0
     beta: float = 0.1
@@ -101,7 +102,10 @@ class RLConfig:
     def __post_init__(self):
         shared = {name: TRAIN_FIELDS[name] for name in ("steps", "batch_size", "lr", "grad_clip", "seed")}
         check_fields(self, {**shared, "lam": Float(at_least=0), "beta": Float(at_least=0), "max_new_tokens": Int(1),
-                            "temperature": Float(0)})
+                            "temperature": Float(0), "group_size": Int(1, at_most="batch_size")})
+        if self.batch_size % self.group_size:
+            raise ValueError(f"RLConfig.batch_size={self.batch_size} must be a multiple of "
+                             f"group_size={self.group_size} (group_size replies to each prompt)")
 
 
 @dataclass
@@ -115,9 +119,25 @@ class RLResult:
         return [h[key] for h in self.history]
 
 
+def baseline_advantage(reward: torch.Tensor, group_size: int = 1) -> torch.Tensor:
+    """reward - baseline: the batch's mean (group_size 1), or the mean of the other replies to the same prompt.
+
+    With group_size k the batch holds consecutive groups of k replies to one prompt; each reply's baseline is the
+    mean reward of the other k - 1 (the leave-one-out baseline of RLOO), which removes what the prompt alone decides.
+    """
+    if group_size == 1:
+        return reward - reward.mean()
+    groups = reward.view(-1, group_size)  # (prompts, k)
+    others = (groups.sum(1, keepdim=True) - groups) / (group_size - 1)
+    return (groups - others).reshape(-1)
+
+
 def reinforce(policy, reference, tokenizer, examples: Sequence[dict], reward_fn: Callable[[list[dict], list[str]],
               tuple], cfg: RLConfig, progress: bool = True) -> RLResult:
-    """Optimise `policy` in place by REINFORCE with a mean baseline and a KL penalty to the frozen `reference`.
+    """Optimise `policy` in place by REINFORCE with a baseline and a KL penalty to the frozen `reference`.
+
+    Each step samples cfg.group_size replies to each of cfg.batch_size // cfg.group_size prompts; the baseline is
+    the batch's mean reward (group_size 1) or the mean of the other replies to the same prompt (`baseline_advantage`).
 
     reward_fn(batch examples, reply texts) -> (r_env, r_h) float tensors; the loop maximises
     E[r_env + lam * r_h] - beta * KL(pi || pi_ref). The reward term is estimated by REINFORCE from the sampled
@@ -133,7 +153,8 @@ def reinforce(policy, reference, tokenizer, examples: Sequence[dict], reward_fn:
     rng = random.Random(f"reinforce-{cfg.seed}")
     result = RLResult()
     for step in tqdm(range(cfg.steps), disable=not progress, desc="policy steps", mininterval=0.5):
-        batch = [rng.choice(examples) for _ in range(cfg.batch_size)]
+        batch = [ex for ex in (rng.choice(examples) for _ in range(cfg.batch_size // cfg.group_size))
+                 for _ in range(cfg.group_size)]  # group_size consecutive copies of each prompt
         sample = sample_replies(policy, tokenizer, batch, cfg.max_new_tokens, cfg.temperature)
         r_env, r_h = reward_fn(batch, sample["texts"])
         policy.train()
@@ -143,7 +164,7 @@ def reinforce(policy, reference, tokenizer, examples: Sequence[dict], reward_fn:
         mask = sample["mask"][:, 1:].float()
         logp_seq = (picked * mask).sum(1)
         reward = combined_reward(r_env, r_h, cfg.lam)
-        advantage = reward - reward.mean()  # the baseline: the batch's mean reward
+        advantage = baseline_advantage(reward, cfg.group_size)
         kl = token_kl(logp, ref_logp, mask)  # (batch,), differentiable through logp
         loss = -(advantage * logp_seq).mean() + cfg.beta * kl.mean()
         opt.zero_grad(set_to_none=True)

@@ -134,7 +134,8 @@ def test_reward_model_loss_falls_and_it_ranks_trained_pairs(tiny, world, tmp_pat
     assert "forward" not in rm.__dict__
 
 
-def test_reinforce_increases_a_toy_reward(tiny, world):
+@pytest.mark.parametrize("group_size", [1, 4])
+def test_reinforce_increases_a_toy_reward(tiny, world, group_size):
     model, tok = tiny
     examples = [P.as_chat(p) for p in P.chat_preference_pairs(world, 16, seed=7)]
     vowels = set("aeiou")
@@ -145,7 +146,8 @@ def test_reinforce_increases_a_toy_reward(tiny, world):
 
     torch.manual_seed(0)
     policy, reference = copy.deepcopy(model), copy.deepcopy(model)
-    cfg = rl.RLConfig(steps=40, batch_size=16, lr=1e-2, lam=0.0, beta=0.0, max_new_tokens=4, seed=0)
+    cfg = rl.RLConfig(steps=40, batch_size=16, group_size=group_size, lr=1e-2, lam=0.0, beta=0.0, max_new_tokens=4,
+                      seed=0)
     run = rl.reinforce(policy, reference, tok, examples, toy_reward, cfg, progress=False)
     rewards = run.series("reward")
     assert sum(rewards[-8:]) / 8 > sum(rewards[:8]) / 8 + 0.1

@@ -49,3 +49,22 @@ def test_at_ratio_one_the_gradient_is_reinforce(tiny, world):
 def test_bad_clip_range_is_named(eps):
     with pytest.raises(ValueError, match="eps"):
         rl.ppo_clip_objective(torch.ones(2), torch.ones(2), eps)
+
+
+def test_the_leave_one_out_baseline_compares_each_reply_with_its_siblings():
+    reward = torch.tensor([1.0, 0.0, 2.0, 5.0, 5.0, 8.0])
+    assert torch.allclose(rl.baseline_advantage(reward), reward - reward.mean())  # group 1: the batch mean
+    adv = rl.baseline_advantage(reward, group_size=3)  # two prompts, three replies each
+    assert torch.allclose(adv, torch.tensor([1.0 - 1.0, 0.0 - 1.5, 2.0 - 0.5, 5.0 - 6.5, 5.0 - 6.5, 8.0 - 5.0]))
+    # a constant shift of one prompt's rewards (an easy prompt) does not change its replies' advantages
+    shifted = reward + torch.tensor([0.0, 0.0, 0.0, 10.0, 10.0, 10.0])
+    assert torch.allclose(rl.baseline_advantage(shifted, 3), adv)
+    assert not torch.allclose(rl.baseline_advantage(shifted), rl.baseline_advantage(reward))
+
+
+def test_the_group_size_must_divide_the_batch():
+    with pytest.raises(ValueError, match="batch_size=32.*group_size=5"):
+        rl.RLConfig(batch_size=32, group_size=5)
+    with pytest.raises(ValueError, match="group_size"):
+        rl.RLConfig(group_size=0)
+    assert rl.RLConfig(batch_size=32, group_size=4).group_size == 4

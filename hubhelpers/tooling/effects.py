@@ -67,9 +67,10 @@ EFFECTS: dict[str, str] = {
           "cited chunks (3 chunks in the prompt: {acc_with_retrieval_k3:.2f}); chunk-size sweep; planted text in a "
           "retrieved chunk (a false sentence about the person wins {poison_distractor_followed:.2f}, an injected "
           "instruction {poison_instruction_followed:.2f})",
-    "11": "reward-model pair accuracy {reward_model_pair_acc:.2f}; REINFORCE reward {mean_reward_before:.2f} → "
-          "{mean_reward_after:.2f} with KL {kl_to_reference:.2f} nats, preferred style {preferred_rate_before:.2f} → "
-          "{preferred_rate_after:.2f}; λ and β sweeps (KL {sweep_beta_kl[0]:.0f} / {sweep_beta_kl[1.5]:.1f} / "
+    "11": "reward-model pair accuracy {reward_model_pair_acc:.2f}; REINFORCE with RLOO's baseline: reward "
+          "{mean_reward_before:.2f} → {mean_reward_after:.2f} with KL {kl_to_reference:.2f} nats, preferred style "
+          "{preferred_rate_before:.2f} → {preferred_rate_after:.2f} (batch-mean baseline: "
+          "{preferred_rate_after_batch_mean:.2f}); λ and β sweeps (KL {sweep_beta_kl[0]:.0f} / {sweep_beta_kl[1.5]:.1f} / "
           "{sweep_beta_kl[3]:.1f} at β = 0 / 1.5 / 3); without KL well-formed replies fall "
           "{wellformed_rate[with KL]:.2f} → {wellformed_rate[without KL]:.2f} (reward hacking); DPO preference "
           "{dpo_pref_rate_before:.2f} → {dpo_pref_rate_after:.2f}; at λ = 0 r_env changes "
