@@ -38,6 +38,7 @@ from .seq2seq import (
     sentinel_ids,
     seq2seq_loss,
     span_corruption,
+    word_start_flags,
 )
 from .training import TrainConfig, TrainResult, train
 
@@ -57,7 +58,8 @@ class T5PretrainConfig:
     share_fresh: float = 0.3  # passages about invented people
     share_dialogue: float = 0.3  # raw dialogues about training people (the rest: bios of training people)
     noise_density: float = 0.15
-    mean_span: float = 3.0
+    mean_span: float = 2.0  # in words (whole_words) or tokens
+    whole_words: bool = True  # spans never cut a word: a name of several tokens is hidden whole (whole-word masking)
     n_dialogues: int = 4000  # the pool the dialogue passages are drawn from
     # first run: rebuild the whole passage from its corrupted input (copying through cross-attention)
     foundation: TrainConfig = field(default_factory=lambda: TrainConfig(
@@ -88,7 +90,8 @@ def span_sampler(world: W.World, tokenizer, cfg: T5PretrainConfig, max_len: int,
         pairs = []
         for _ in range(size):
             ids = tokenizer(passage(world, pool, cfg, rng), add_special_tokens=False)["input_ids"][:max_len]
-            source, target = span_corruption(ids, sentinels, rng, cfg.noise_density, cfg.mean_span)
+            starts = word_start_flags(tokenizer, ids) if cfg.whole_words else None
+            source, target = span_corruption(ids, sentinels, rng, cfg.noise_density, cfg.mean_span, starts)
             pairs.append(([*source, eos], [*(ids if rebuild else target), eos]))
         return pad_pairs(pairs, tokenizer.pad_token_id)
 
@@ -156,7 +159,7 @@ def make_card(cfg: T5PretrainConfig, model, result: TrainResult, figures: dict) 
         "wall_minutes": round(result.wall_s / 60, 1), "machine": f"{platform.machine()} CPU",
         "final_loss": round(sum(result.losses[-100:]) / len(result.losses[-100:]), 4),
         "parameters": count_parameters(model), "shape": dataclasses.asdict(cfg.shape),
-        "objective": {"noise_density": cfg.noise_density, "mean_span": cfg.mean_span,
+        "objective": {"noise_density": cfg.noise_density, "mean_span": cfg.mean_span, "whole_words": cfg.whole_words,
                       "share_fresh": cfg.share_fresh, "share_dialogue": cfg.share_dialogue},
         "world": dataclasses.asdict(cfg.world), "generator_version": W.GENERATOR_VERSION,
         "world_fingerprint": mixture.fingerprint(cfg.world), "figures": figures, "gates": GATES, "n_eval": 200,
@@ -174,7 +177,8 @@ def render_card(card: dict) -> str:
 A {card['parameters']:,}-parameter encoder-decoder (`T5ForConditionalGeneration`, shape `{json.dumps(card['shape'])}`)
 pretrained from scratch by the course's own code on TinyWorld (generator `{card['generator_version']}`, fingerprint
 `{card['world_fingerprint']}`) with T5's objective, span corruption, after a first run of copying: about
-{obj['noise_density']:.0%} of each passage's tokens hidden in spans of mean length {obj['mean_span']:g}, each span
+{obj['noise_density']:.0%} of each passage hidden in spans of mean length {obj['mean_span']:g}
+{'words (whole-word masking: a span never cuts a word)' if obj.get('whole_words') else 'tokens'}, each span
 replaced by a sentinel (`<extra_id_0>`, ...) that the decoder must fill. It shares the decoder-only model's
 tokenizer, plus the sentinels.
 

@@ -80,28 +80,56 @@ def random_partition(total: int, parts: int, rng: random.Random) -> list[int]:
 
 
 def span_corruption(ids: Sequence[int], sentinels: Sequence[int], rng: random.Random, noise_density: float = 0.15,
-                    mean_span: float = 3.0) -> tuple[list[int], list[int]]:
+                    mean_span: float = 3.0, word_starts: Sequence[bool] | None = None) -> tuple[list[int], list[int]]:
     """T5's pre-training objective on one token sequence: (input, target).
 
     About `noise_density` of the tokens, in spans of mean length `mean_span`, are cut out; each span becomes one
-    sentinel in the input, and the target lists every sentinel followed by the tokens it replaced.
+    sentinel in the input, and the target lists every sentinel followed by the tokens it replaced. With
+    `word_starts` (one flag per token: a word begins here) the units are whole words, not tokens: a span never cuts a
+    word, so a name split into several tokens is hidden whole or not at all (whole-word masking), and `mean_span`
+    counts words.
     """
     if not 0 < noise_density < 1:
         raise ValueError(f"noise_density must lie in (0, 1), got {noise_density!r}")
     if mean_span < 1:
         raise ValueError(f"mean_span must be at least 1, got {mean_span!r}")
-    n = len(ids)
+    if word_starts is not None and len(word_starts) != len(ids):
+        raise ValueError(f"word_starts has {len(word_starts)} flags for {len(ids)} tokens; give one per token")
+    units = words(ids, word_starts) if word_starts is not None else [[i] for i in ids]
+    n = len(units)
     if n < 2:
-        raise ValueError(f"span corruption needs at least 2 tokens, got {n}")
+        unit = "tokens" if word_starts is None else "words"
+        raise ValueError(f"span corruption needs at least 2 {unit}, got {n}")
     n_noise = min(max(1, round(n * noise_density)), n - 1)
     n_spans = max(1, min(round(n_noise / mean_span), n - n_noise, len(sentinels)))
     noise, keep = random_partition(n_noise, n_spans, rng), random_partition(n - n_noise, n_spans, rng)
     source, target, at = [], [], 0
-    for i, (k, m) in enumerate(zip(keep, noise)):  # kept tokens, then a hidden span, n_spans times
-        source += [*ids[at: at + k], sentinels[i]]
-        target += [sentinels[i], *ids[at + k: at + k + m]]
+    for i, (k, m) in enumerate(zip(keep, noise)):  # kept units, then a hidden span, n_spans times
+        source += [*joined_units(units[at: at + k]), sentinels[i]]
+        target += [sentinels[i], *joined_units(units[at + k: at + k + m])]
         at += k + m
     return source, target
+
+
+def words(ids: Sequence[int], word_starts: Sequence[bool]) -> list[list[int]]:
+    """`ids` grouped into words: a new group at each flagged token (and at the first token)."""
+    groups: list[list[int]] = []
+    for i, (t, start) in enumerate(zip(ids, word_starts)):
+        if start or i == 0:
+            groups.append([])
+        groups[-1].append(t)
+    return groups
+
+
+def joined_units(units: Sequence[Sequence[int]]) -> list[int]:
+    """The token ids of consecutive units, in order."""
+    return [t for unit in units for t in unit]
+
+
+def word_start_flags(tokenizer, ids: Sequence[int]) -> list[bool]:
+    """One flag per token: True where a word begins: a space marker (byte-level BPE's 'Ġ', SentencePiece's '▁') or
+    a token that does not start with a letter or digit (punctuation is a unit of its own, so 'Arvel.' is two)."""
+    return [tok.startswith(("Ġ", "▁")) or not tok[:1].isalnum() for tok in tokenizer.convert_ids_to_tokens(list(ids))]
 
 
 def text_ids(tokenizer, text: str, max_len: int) -> list[int]:

@@ -121,6 +121,39 @@ def test_span_corruption_hides_spans_that_the_target_restores(n, density, span):
     assert n_hidden == min(max(1, round(n * density)), n - 1)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_whole_word_span_corruption_never_cuts_a_word(seed):
+    import random
+
+    from hubhelpers import seq2seq as S
+
+    # words of 1-3 tokens: a word starts at each True
+    lengths = random.Random(seed).choices([1, 2, 3], k=30)
+    starts = [i == 0 for n in lengths for i in range(n)]
+    ids, sentinels = list(range(100, 100 + len(starts))), [-i for i in range(1, 15)]
+    source, target = S.span_corruption(ids, sentinels, random.Random(seed), 0.3, 2.0, starts)
+    hidden, current = {}, None
+    for tok in target:
+        current = tok if tok < 0 else current
+        if tok >= 0:
+            hidden.setdefault(current, []).append(tok)
+    assert [t for s in source for t in (hidden[s] if s < 0 else [s])] == ids  # every span back: the original
+    for span in hidden.values():  # each span starts at a word start and ends where the next word starts
+        first, last = ids.index(span[0]), ids.index(span[-1])
+        assert starts[first] and (last + 1 == len(ids) or starts[last + 1])
+    assert len(hidden) >= 2
+    with pytest.raises(ValueError, match="2 flags for 3 tokens"):
+        S.span_corruption([5, 6, 7], [-1], random.Random(0), word_starts=[True, False])
+
+
+def test_word_starts_keep_a_name_whole_and_split_off_punctuation(t5_tok):
+    from hubhelpers import seq2seq as S
+
+    ids = t5_tok("Deroki lives in Arvel.", add_special_tokens=False)["input_ids"]
+    units = S.words(ids, S.word_start_flags(t5_tok, ids))
+    assert [t5_tok.decode(u) for u in units] == ["Deroki", " lives", " in", " Arvel", "."]
+
+
 def test_span_corruption_refuses_bad_input():
     import random
 
