@@ -66,10 +66,10 @@ def token_logprobs(model, tokenizer, text: str) -> list[tuple[str, float]]:
     return [(tokenizer.decode([i]), v) for i, v in zip(ids.tolist(), values)]
 
 
-def perplexity(model, tokenizer, texts: list[str], batch_size: int = 32) -> float:
-    """exp(mean negative log-likelihood per predicted token) over `texts` (bos not predicted)."""
+def text_nll(model, tokenizer, texts: list[str], batch_size: int = 32) -> tuple[float, int]:
+    """(total negative log-likelihood in nats, number of predicted tokens) of `texts` (bos not predicted)."""
     if not texts:
-        raise ValueError("perplexity needs at least one text, got none")
+        raise ValueError("text_nll needs at least one text, got none")
     nll, count = 0.0, 0
     for chunk in batches(list(texts), batch_size):
         enc = tokenizer(chunk, return_tensors="pt", padding=True, padding_side="right").to(model.device)
@@ -80,7 +80,23 @@ def perplexity(model, tokenizer, texts: list[str], batch_size: int = 32) -> floa
         picked = logp.gather(-1, target[..., None])[..., 0]
         nll -= picked[mask].sum().item()
         count += int(mask.sum())
+    return nll, count
+
+
+def perplexity(model, tokenizer, texts: list[str], batch_size: int = 32) -> float:
+    """exp(mean negative log-likelihood per predicted token) over `texts` (bos not predicted)."""
+    if not texts:
+        raise ValueError("perplexity needs at least one text, got none")
+    nll, count = text_nll(model, tokenizer, texts, batch_size)
     return math.exp(nll / count)
+
+
+def word_perplexity(model, tokenizer, texts: list[str], batch_size: int = 32) -> float:
+    """exp(negative log-likelihood per whitespace-separated word): comparable across tokenizers of the same text."""
+    if not texts:
+        raise ValueError("word_perplexity needs at least one text, got none")
+    nll, _ = text_nll(model, tokenizer, texts, batch_size)
+    return math.exp(nll / sum(len(t.split()) for t in texts))
 
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")

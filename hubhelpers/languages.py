@@ -9,11 +9,14 @@ the lock through JupyterLab), so no download is needed.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
 from babel import localedata
+
+from .params import check_int
 
 # 44 locales: high-resource reference points and under-resourced languages of Africa, the Americas, Asia and the
 # Pacific, in several scripts, each with CLDR names for every territory (some locales, such as Kinyarwanda or
@@ -91,3 +94,16 @@ def script_of(strings: Mapping[str, str]) -> str:
 def hf_counter(tokenizer) -> Callable[[str], int]:
     """A Hugging Face tokenizer as count_tokens: the ids of the text without special tokens."""
     return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+WORD_RE = re.compile(r" [^\W_]+")  # a space and the letters after it: ' kwein' of ' kwein-sa.'
+
+
+def costly_words(tokenizer, texts: Sequence[str], k: int, min_count: int = 2) -> list[str]:
+    """The k most frequent words of `texts` (with their leading space, as a byte-level tokenizer sees them) that
+    `tokenizer` cuts into two or more tokens and that occur at least `min_count` times: candidates for new tokens."""
+    check_int("k", k)
+    counts = Counter(m for text in texts for m in WORD_RE.findall(text))
+    split = [(w, c) for w, c in counts.most_common() if c >= min_count
+             and len(tokenizer(w, add_special_tokens=False)["input_ids"]) > 1]
+    return [w for w, _ in split[:k]]

@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, pre_tokenizers, processors, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, pre_tokenizers, processors, trainers
 from tokenizers.models import BPE
 from transformers import (
     AutoModelForCausalLM,
@@ -153,6 +153,26 @@ def first_up_projection(model) -> tuple[str, torch.nn.Module]:
         if name.split(".")[-1] in UP_PROJECTIONS:
             return name, module
     raise ValueError(f"{type(model).__name__} has no module named one of {UP_PROJECTIONS}")
+
+
+def extend_vocabulary(model, tokenizer, words: list[str]):
+    """(model, tokenizer) copies with `words` added as tokens (' word' with its space), each new embedding the mean
+    of the embeddings of the pieces the old tokenizer cut it into; words it already has are skipped.
+
+    An added token is matched in the raw text before the tokenizer's own rules, longest first, so ' kwein' in
+    ' kwein-sa' becomes one token. A tied output layer grows with the embeddings; an untied one gets the same rows.
+    """
+    tok = copy.deepcopy(tokenizer)
+    pieces = {w: tokenizer(w, add_special_tokens=False)["input_ids"] for w in dict.fromkeys(words)}
+    new = {w: ids for w, ids in pieces.items() if len(ids) > 1}
+    tok.add_tokens([AddedToken(w, normalized=False) for w in new])
+    out = copy.deepcopy(model)
+    out.resize_token_embeddings(len(tok), mean_resizing=False)
+    with torch.no_grad():
+        for layer in {id(m): m for m in (out.get_input_embeddings(), out.get_output_embeddings()) if m}.values():
+            for w, ids in new.items():
+                layer.weight[tok.convert_tokens_to_ids(w)] = layer.weight[ids].mean(0)
+    return out, tok
 
 
 def count_parameters(model, trainable_only: bool = False) -> int:

@@ -28,3 +28,17 @@ def test_greedy_answers_batched_equal_single(tiny, side):
     single = [E.greedy_answers(model, tok, [ex.prompt])[0] for ex in exs]
     assert batched == single
     assert E.first_token_accuracy(model, tok, exs, batch_size=5) == E.first_token_accuracy(model, tok, exs, 1)
+
+
+def test_word_perplexity_is_the_token_nll_spread_over_words():
+    import math
+
+    from hubhelpers.evaluation import perplexity, text_nll, word_perplexity
+    from hubhelpers.models import load_model
+
+    model, tok = load_model("tinyworld", device="cpu")
+    texts = ["Bolami lives in Arvel.", "Deroki works as a baker by trade."]
+    nll, count = text_nll(model, tok, texts)
+    assert count == sum(len(tok(t)["input_ids"]) - 1 for t in texts)  # every token after bos is predicted
+    assert math.isclose(perplexity(model, tok, texts), math.exp(nll / count))
+    assert math.isclose(word_perplexity(model, tok, texts), math.exp(nll / 11))  # 4 + 7 words

@@ -50,3 +50,16 @@ def test_the_shipped_tokenizer_taxes_other_scripts():
     parallel = L.parallel_strings(("en", "am", "fr"))
     ratios = L.parity_ratios(L.hf_counter(load_tokenizer()), parallel)
     assert ratios["am"] > 2 * ratios["fr"] > 1.0  # a Latin-script language pays less than an Ethiopic one
+
+
+def test_costly_words_are_frequent_and_cut_by_the_tokenizer():
+    from hubhelpers.models import load_tokenizer
+
+    tok = load_tokenizer()
+    texts = ["Bolami-ne kwoushei Arvel-sa wonshi.", "Deroki-ne kwoushei Brisk-sa wonshi.", "Kaki-ne the lives."]
+    words = L.costly_words(tok, texts, k=5)
+    assert words[:2] == [" kwoushei", " wonshi"] or words[:2] == [" wonshi", " kwoushei"]
+    assert " the" not in words and " lives" not in words  # once only, and one token each
+    assert L.costly_words(tok, texts, k=1) == words[:1]
+    with pytest.raises(ValueError, match="k"):
+        L.costly_words(tok, texts, k=0)
