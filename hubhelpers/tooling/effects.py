@@ -98,6 +98,12 @@ EFFECTS: dict[str, str] = {
           "{achieved_gflops:.0f} GFLOP/s from 6·N·D; 6·N·D for GPT-3 at {gpt3_flops_ratio:.3f}× the paper's; the "
           "Llama 2 paper's emissions reproduced by GPU-hours × 400 W × intensity (largest error "
           "{llama2_max_rel_error:.2%})",
+    "18": "the same {n_parallel_strings} CLDR strings in 44 languages cost up to {max_parity_ratio:.1f}× the "
+          "tokens of English; MiniLM's WordPiece turns whole scripts into [UNK] (up to {minilm_max_unk_rate:.0%}); "
+          "a BPE fitted to Amharic: parity {own_tokenizer_parity:.2f} vs the model's "
+          "{parity_ratio_by_language[model:am]:.2f}; a scarce synthetic language: perplexity per word "
+          "{scarce_ppl_scratch:.0f} from scratch, {scarce_ppl_transfer:.0f} by transfer, "
+          "{scarce_ppl_transfer_ext:.0f} with a grown vocabulary ({tokens_after_over_before:.2f}× the tokens)",
 }
 
 
