@@ -216,7 +216,8 @@ def test_a_tiny_t5_learns_to_copy_and_generates_it(t5_tok):
     assert S.generate(model, t5_tok, [f"Say {w}." for w in words], max_new_tokens=6) == words
 
 
-def test_pretrain_t5_tiny_run_writes_a_loadable_model_dir_with_its_card(tmp_path):
+@pytest.mark.parametrize("target", ["passage", "spans"])
+def test_pretrain_t5_tiny_run_writes_a_loadable_model_dir_with_its_card(tmp_path, target):
     import dataclasses
     import json
 
@@ -225,25 +226,43 @@ def test_pretrain_t5_tiny_run_writes_a_loadable_model_dir_with_its_card(tmp_path
     from hubhelpers.pretrain import write_model_dir
     from hubhelpers.training import TrainConfig
 
-    small = {"batch_size": 8, "lr": 5e-3, "warmup_steps": 2, "eval_every": 1000, "checkpoint_every": 1000,
-             "max_len": 64}
-    cfg = dataclasses.replace(P.T5PretrainConfig(), n_dialogues=20,
+    cfg = dataclasses.replace(P.T5PretrainConfig(), n_dialogues=20, target=target,
                               shape=S.Seq2SeqShape(d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=1,
                                                    num_decoder_layers=1),
-                              foundation=TrainConfig(steps=15, **small), train=TrainConfig(steps=15, **small))
+                              train=TrainConfig(steps=30, batch_size=8, lr=5e-3, warmup_steps=2, eval_every=1000,
+                                                checkpoint_every=1000, max_len=64))
     model, tok, world, result = P.pretrain_t5(cfg, progress=False)
-    assert len(result.history) == 30 and result.history[-1]["step"] == 30  # both runs, numbered on
-    assert result.losses[14] < result.losses[0] and result.losses[-1] < result.losses[15]
-    figures = P.capability_figures(model, tok, world, n=4)
+    assert len(result.history) == 30 and result.history[-1]["step"] == 30
+    assert sum(result.losses[-5:]) < sum(result.losses[:5])
+    figures = P.capability_figures(model, tok, world, n=4, target=target)
     assert set(figures) == set(P.GATES) and all(0 <= v <= 1 for v in figures.values())
     assert P.failed_gates(figures)  # 30 tiny steps pass no gate: the gates can fail
     card = P.make_card(cfg, model, result, figures)
     write_model_dir(model, tok, tmp_path / "t5", card, P.render_card)
-    assert json.loads((tmp_path / "t5" / "card.json").read_text())["steps"] == 30
+    assert json.loads((tmp_path / "t5" / "card.json").read_text())["objective"]["target"] == target
     assert "span corruption" in (tmp_path / "t5" / "README.md").read_text()
     loaded, loaded_tok = M.load_model(str(tmp_path / "t5"), task="seq2seq-lm", device="cpu")
     assert S.sentinel_ids(loaded_tok) == S.sentinel_ids(tok)
     assert count_equal(loaded, model)
+
+
+def test_pretrain_t5_refuses_an_unknown_target():
+    from hubhelpers import pretrain_t5 as P
+
+    with pytest.raises(ValueError, match="'passage', 'spans'.*'words'"):
+        P.T5PretrainConfig(target="words")
+
+
+def test_a_probe_counts_a_fill_in_either_target_format():
+    from hubhelpers.pretrain_t5 import probe
+
+    text = "Arvel lives in Oslo. Arvel works as a baker."
+    p = probe(text, text.index("Arvel", 10), "Arvel")
+    assert p.source == "Arvel lives in Oslo.<extra_id_0> works as a baker."
+    assert p.filled_by("Arvel", "spans") and not p.filled_by("Arvelo", "spans")
+    assert p.filled_by(text, "passage") and p.filled_by("Arvel lives in Oslo. Arvel", "passage")
+    assert not p.filled_by("Arvel lives in Oslo. Arveloki works as a baker.", "passage")
+    assert not p.filled_by("Arvel lives in Oslo. Bolami works as a baker.", "passage")
 
 
 def count_equal(a, b) -> bool:
