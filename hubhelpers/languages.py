@@ -103,7 +103,6 @@ def costly_words(tokenizer, texts: Sequence[str], k: int, min_count: int = 2) ->
     """The k most frequent words of `texts` (with their leading space, as a byte-level tokenizer sees them) that
     `tokenizer` cuts into two or more tokens and that occur at least `min_count` times: candidates for new tokens."""
     check_int("k", k)
-    counts = Counter(m for text in texts for m in WORD_RE.findall(text))
-    split = [(w, c) for w, c in counts.most_common() if c >= min_count
-             and len(tokenizer(w, add_special_tokens=False)["input_ids"]) > 1]
+    counts, count_tokens = Counter(m for text in texts for m in WORD_RE.findall(text)), hf_counter(tokenizer)
+    split = [(w, c) for w, c in counts.most_common() if c >= min_count and count_tokens(w) > 1]
     return [w for w, _ in split[:k]]

@@ -169,9 +169,10 @@ def extend_vocabulary(model, tokenizer, words: list[str]):
     out = copy.deepcopy(model)
     out.resize_token_embeddings(len(tok), mean_resizing=False)
     with torch.no_grad():
-        for layer in {id(m): m for m in (out.get_input_embeddings(), out.get_output_embeddings()) if m}.values():
+        layers = [m for m in (out.get_input_embeddings(), out.get_output_embeddings()) if m is not None]
+        for weight in {id(m.weight): m.weight for m in layers}.values():  # a tied weight once
             for w, ids in new.items():
-                layer.weight[tok.convert_tokens_to_ids(w)] = layer.weight[ids].mean(0)
+                weight[tok.convert_tokens_to_ids(w)] = weight[ids].mean(0)
     return out, tok
 
 
