@@ -104,6 +104,13 @@ EFFECTS: dict[str, str] = {
           "{parity_ratio_by_language[model:am]:.2f}; a scarce synthetic language: perplexity per word "
           "{scarce_ppl_scratch:.0f} from scratch, {scarce_ppl_transfer:.0f} by transfer, "
           "{scarce_ppl_transfer_ext:.0f} with a grown vocabulary ({tokens_after_over_before:.2f}× the tokens)",
+    "19": "a fine-tuning set with the world's share of doctors, most of them in one country (rate gap "
+          "{data_skew:+.2f}, the world's 0): the model's answers on held-out people {model_skew_heldout:+.2f} "
+          "(amplification {bias_amplification:+.2f}); swapping "
+          "only the town changes {counterfactual_flip_rate:.0%} of answers; counterfactual augmentation: gap "
+          "{skew_after_mitigation:+.2f}, flips {counterfactual_flip_rate_after_mitigation:.0%}, task accuracy "
+          "{task_acc_before_after_mitigation[before]:.2f} → {task_acc_before_after_mitigation[after]:.2f}; the card "
+          "reports {card_co2_eq_emissions_g:.2f} g CO₂eq",
 }
 
 
