@@ -14,7 +14,7 @@ NB_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 MPLBACKE
 NO_NET := unshare -rn sh -c 'ip link set lo up && exec "$$@"' sh env -u HF_HUB_OFFLINE -u TRANSFORMERS_OFFLINE \
           -u HF_DATASETS_OFFLINE MPLBACKEND=Agg
 
-.PHONY: install course seeds models bench test lint unit nbval browser-test lab sync-notebooks lock latest base-model base-model-t5 clean distclean
+.PHONY: install course seeds models bench test lint unit nbval browser-test lab sync-notebooks lock latest base-model base-model-t5 card-emissions clean distclean
 
 install: $(STAMP)
 
@@ -99,6 +99,11 @@ latest: $(STAMP)
 # Re-train the embedded TinyWorld base model shipped in hubhelpers/assets/tinyworld/.
 base-model: $(STAMP)
 	$(PY) -m hubhelpers.pretrain
+
+# Until the next `make base-model` (which measures its own emissions with CodeCarbon): the shipped card's
+# co2_eq_emissions estimated from its recorded wall time and the power of a short probe of the same training.
+card-emissions: $(STAMP)
+	$(PY) -c "from hubhelpers import models, pretrain; print(pretrain.estimate_card_emissions(models.shipped_model_dir()))"
 
 # Re-train the embedded encoder-decoder (T5, span corruption) shipped in hubhelpers/assets/tinyworld-t5/ (notebook 17).
 base-model-t5: $(STAMP)

@@ -192,3 +192,45 @@ def track(fn: Callable[[], object], output_dir: str | Path, country_iso_code: st
                       method=cpu_measurement_method(tracker), country=str(data.country_name),
                       intensity_kg_per_kwh=float(data.emissions) / energy if energy > 0 else float("nan"),
                       result=result)
+
+
+def card_emissions(co2eq_kg: float, source: str, country_iso_code: str, hardware: str,
+                   training_type: str = "pre-training") -> dict:
+    """The `co2_eq_emissions` entry of a Hugging Face model card (emissions in grams, as the card format asks)."""
+    if training_type not in ("pre-training", "fine-tuning"):
+        raise ValueError(f"training_type must be 'pre-training' or 'fine-tuning', got {training_type!r}")
+    return {"emissions": round(co2eq_kg * 1000, 4), "source": source, "training_type": training_type,
+            "geographical_location": f"not recorded; the grid intensity of {country_iso_code} "
+                                     f"({grid_intensity(country_iso_code) * 1000:.0f} g CO2eq/kWh, CodeCarbon's table) "
+                                     "is assumed",
+            "hardware_used": hardware}
+
+
+def tracked_card_emissions(tracked: TrackedRun, country_iso_code: str, hardware: str) -> dict:
+    """The card entry for a run CodeCarbon tracked from start to end."""
+    return card_emissions(tracked.co2eq_kg, f"CodeCarbon {codecarbon_version()} offline tracker, measured over the "
+                          f"whole run ({tracked.duration_s / 60:.1f} min; CPU: {tracked.method})",
+                          country_iso_code, hardware)
+
+
+def estimated_card_emissions(probe: TrackedRun, wall_s: float, country_iso_code: str, hardware: str) -> dict:
+    """The card entry for a run known only by its wall time: CodeCarbon's mean power on a probe of the same work.
+
+    energy = (probe energy / probe duration) x wall time; CO2eq = energy x the grid intensity of the country.
+    """
+    check_positive("wall_s", wall_s)
+    check_positive("probe duration_s", probe.duration_s)
+    power_w = probe.energy_kwh * 3.6e6 / probe.duration_s
+    energy_kwh = power_w * wall_s / 3.6e6
+    return card_emissions(energy_kwh * grid_intensity(country_iso_code),
+                          f"estimate: the recorded wall time ({wall_s / 60:.1f} min) x the mean power CodeCarbon "
+                          f"{codecarbon_version()} measured on {probe.duration_s:.0f} s of the same training "
+                          f"({power_w:.1f} W; CPU: {probe.method}); not measured over the run itself",
+                          country_iso_code, hardware)
+
+
+def codecarbon_version() -> str:
+    """The installed CodeCarbon version."""
+    import codecarbon
+
+    return codecarbon.__version__

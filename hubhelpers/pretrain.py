@@ -14,10 +14,18 @@ from pathlib import Path
 
 import torch
 
-from . import mixture, tasks
+from . import carbon, mixture, tasks
 from . import world as W
 from .evaluation import answer_accuracy, first_token_accuracy
-from .models import PRESETS, ModelConfig, build_model, count_parameters, shipped_model_dir, train_tokenizer
+from .models import (
+    PRESETS,
+    ModelConfig,
+    build_model,
+    count_parameters,
+    load_tokenizer,
+    shipped_model_dir,
+    train_tokenizer,
+)
 from .training import TrainConfig, TrainResult, train
 
 GATES = {  # figure: (kind, bound) -- the capability gates the shipped checkpoint must pass
@@ -158,11 +166,50 @@ def _reading_sentence(figures: dict) -> str:
             "the person's name must be matched) it is far weaker: see `open_book_heldout_acc` below.")
 
 
+CARD_LICENSE = {"license": "other", "license_name": "none-chosen-yet"}  # the project has not chosen a license yet
+
+
+def front_matter(card: dict, pipeline_tag: str) -> str:
+    """The card's Hugging Face metadata (YAML between '---' lines): license, tags, data, emissions when known."""
+    from huggingface_hub import ModelCardData
+
+    co2 = card.get("co2_eq_emissions")
+    order = ("emissions", "source", "training_type", "geographical_location", "hardware_used")  # the card format's
+    data = ModelCardData(**CARD_LICENSE, library_name="transformers", pipeline_tag=pipeline_tag,
+                         tags=["llm-hub", "tinyworld", "course"], datasets=["tinyworld"],
+                         co2_eq_emissions=None if co2 is None else {k: co2[k] for k in order if k in co2})
+    return f"---\n{data.to_yaml()}\n---\n\n"
+
+
+def emissions_line(card: dict) -> str:
+    """The card's sentence on the training run's emissions (what the metadata's co2_eq_emissions says, in words)."""
+    co2 = card.get("co2_eq_emissions")
+    if co2 is None:
+        return "- Emissions of the training run: not recorded."
+    return (f"- Emissions of the training run: {co2['emissions']:g} g CO2eq ({co2['source']}; "
+            f"{co2['geographical_location']}). Notebook 16 shows how these are measured and read.")
+
+
+INTENDED_USE = """## Intended use and limits
+
+- **Intended use**: teaching. The notebooks of llm-hub use it to show, offline on a laptop CPU, what large models
+  do (probability, prompting, fine-tuning, quantization, hallucination, retrieval, ...), with effects measured
+  against a world whose truth is known.
+- **Out of scope**: any use outside the course. It knows only TinyWorld, a generated world of invented people and
+  towns; it answers about a real person with the fluency of a fact and no truth (notebook 09 measures this).
+- **Language**: English sentences of TinyWorld's templates; its tokenizer was fitted to them, so other languages
+  cost several times the tokens (notebook 18).
+- **Bias**: every fact of the world is drawn uniformly and independently, so its pretraining text carries no
+  association between where a person lives and their job. Notebook 19 shows how a fine-tuning set with such a skew
+  teaches one, how to measure it against the world's true rates, and what mitigation costs.
+"""
+
+
 def render_card(card: dict) -> str:
-    """The model card as Markdown."""
+    """The model card as Markdown, with Hugging Face metadata."""
     rows = "\n".join(f"| {k} | {v} | {GATES.get(k, ('', ''))[0].replace('_', ' ')} {GATES.get(k, ('', ''))[1]} |"
                      for k, v in card["figures"].items())
-    return f"""# TinyWorld base model
+    return front_matter(card, "text-generation") + f"""# TinyWorld base model
 
 A {card['parameters']:,}-parameter Llama-architecture causal LM (`LlamaForCausalLM`) pretrained from scratch on
 TinyWorld (generator `{card['generator_version']}`, fingerprint `{card['world_fingerprint']}`) by the course's
@@ -173,6 +220,7 @@ a task from a few examples. {_reading_sentence(card['figures'])}
   {card['foundation']['batch_size']} examples, then {card['train']['steps']} of {card['batch_size']};
   {card['tokens_seen']:,} tokens, {card['wall_minutes']} minutes on {card['machine']}).
 - Final training loss {card['final_loss']}; model shape `{json.dumps(card['model'])}`.
+{emissions_line(card)}
 - Objective: next-token loss on passages; on answers only for question/answer, look-up and few-shot examples,
   each example weighted equally. Curriculum: a first run of {card['foundation']['steps']} steps (its own warm-up and
   cosine schedule) copies repeated word sequences for {card['mix']['repeat_until']:.0%} of its steps (this grows the
@@ -186,7 +234,8 @@ a task from a few examples. {_reading_sentence(card['figures'])}
 | figure (greedy decoding, {card['n_eval']} questions each) | value | gate |
 |---|---|---|
 {rows}
-"""
+
+{INTENDED_USE}"""
 
 
 def ship_command(argv: list[str] | None, description: str, cfg, checkpoint_dir: str, out: Path, run, figures_of,
@@ -196,14 +245,21 @@ def ship_command(argv: list[str] | None, description: str, cfg, checkpoint_dir: 
     parser.add_argument("--steps", type=int, default=None, help="override the number of training steps")
     parser.add_argument("--checkpoint-dir", default=checkpoint_dir)
     parser.add_argument("--out", default=str(out))
+    parser.add_argument("--country", default="FRA", help="ISO code of the grid assumed for the emissions (CodeCarbon)")
     args = parser.parse_args(argv)
     if args.steps is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(
             cfg.train, steps=args.steps, warmup_steps=min(cfg.train.warmup_steps, args.steps)))
-    model, tokenizer, world, result = run(cfg, args.checkpoint_dir)
+    tracked = carbon.track(lambda: run(cfg, args.checkpoint_dir), Path(args.checkpoint_dir).parent / "codecarbon",
+                           country_iso_code=args.country)
+    model, tokenizer, world, result = tracked.result
     figures = figures_of(model, tokenizer, world)
     print(json.dumps(figures, indent=2))
-    write_model_dir(model, tokenizer, Path(args.out), card_of(cfg, model, result, figures), render)
+    card = card_of(cfg, model, result, figures)
+    resumed = result.wall_s > tracked.duration_s  # a resumed run: the tracker saw only its last part
+    card["co2_eq_emissions"] = (carbon.estimated_card_emissions(tracked, result.wall_s, args.country, hardware())
+                                if resumed else carbon.tracked_card_emissions(tracked, args.country, hardware()))
+    write_model_dir(model, tokenizer, Path(args.out), card, render)
     failures = failed_gates(figures, gates)
     print("gates:", "all passed" if not failures else "FAILED " + "; ".join(failures))
 
@@ -212,6 +268,35 @@ def main(argv: list[str] | None = None) -> None:
     """Command line: pretrain, check the gates, and ship the checkpoint into the package."""
     ship_command(argv, __doc__, PretrainConfig(), "build/pretrain/checkpoint", shipped_model_dir(), pretrain,
                  capability_figures, make_card)
+
+
+def hardware() -> str:
+    """What trains here, for the card: CPU threads and any GPU."""
+    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
+    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads{gpu}"
+
+
+def estimate_card_emissions(card_dir: Path, probe_steps: int = 150, country_iso_code: str = "FRA",
+                            render=None) -> dict:
+    """Fill a card's co2_eq_emissions from its recorded wall time and the power of a probe of the same training.
+
+    For a checkpoint trained before its runs were tracked: `probe_steps` steps of the main phase of
+    `PretrainConfig()` run under CodeCarbon, and their mean power times the card's wall time is the estimate.
+    The weights are not touched; card.json and README.md are rewritten.
+    """
+    card = json.loads((card_dir / "card.json").read_text())
+    cfg = PretrainConfig()
+    world, tokenizer = W.make_world(cfg.world), load_tokenizer(str(card_dir))
+    model = build_model(cfg.model, tokenizer)
+    probe_cfg = dataclasses.replace(cfg.train, steps=probe_steps, warmup_steps=min(cfg.train.warmup_steps, probe_steps),
+                                    eval_every=10 * probe_steps, checkpoint_every=10 * probe_steps)
+    probe = carbon.track(lambda: train(model, tokenizer, batch_sampler(world, cfg.mix), probe_cfg),
+                         Path("build") / "codecarbon-probe", country_iso_code=country_iso_code)
+    card["co2_eq_emissions"] = carbon.estimated_card_emissions(probe, card["wall_minutes"] * 60, country_iso_code,
+                                                               hardware())
+    (card_dir / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    (card_dir / "README.md").write_text((render or render_card)(card))
+    return card["co2_eq_emissions"]
 
 
 def make_card(cfg: PretrainConfig, model, result: TrainResult, figures: dict) -> dict:

@@ -60,3 +60,18 @@ def test_gate_checker_can_fail():
                "few_shot_gain_8_vs_0": 0.4}
     failed = P.failed_gates(figures)
     assert len(failed) == 2 and "closed_book_train_acc=0.5" in failed[0]
+
+
+def test_card_metadata_parses_and_reports_emissions(card):
+    from huggingface_hub import ModelCard
+
+    data = ModelCard.load(M.shipped_model_dir() / "README.md").data
+    assert data.license and data.pipeline_tag == "text-generation"
+    co2 = data.co2_eq_emissions
+    assert co2 == card["co2_eq_emissions"]
+    assert co2["emissions"] > 0 and co2["training_type"] == "pre-training"
+    assert {"source", "geographical_location", "hardware_used"} <= set(co2)
+
+
+def test_card_readme_is_rendered_from_card_json(card):
+    assert (M.shipped_model_dir() / "README.md").read_text() == P.render_card(card)

@@ -98,3 +98,26 @@ def test_cpu_measurement_method_names_the_assumption(tmp_path):
     known = CPU(str(tmp_path), "cpu_load", "AMD EPYC 9555", 360, tracking_mode="machine")
     assert "TDP 360 W from CodeCarbon's CPU table" in C.cpu_measurement_method(SimpleNamespace(_hardware=[known]))
     assert C.cpu_measurement_method(SimpleNamespace(_hardware=[])) == "no CPU tracked"
+
+
+def _probe(energy_kwh: float, duration_s: float) -> C.TrackedRun:
+    return C.TrackedRun(energy_kwh=energy_kwh, co2eq_kg=0.0, duration_s=duration_s, cpu_energy_kwh=energy_kwh,
+                             ram_energy_kwh=0.0, gpu_energy_kwh=0.0, cpu_power_w=0.0, ram_power_w=0.0,
+                             method="a test", country="France", intensity_kg_per_kwh=0.0)
+
+
+def test_estimated_card_emissions_scale_the_probe_power_to_the_wall_time():
+    probe = _probe(energy_kwh=10 * 60 / 3.6e6, duration_s=60)  # 10 W for one minute
+    entry = C.estimated_card_emissions(probe, wall_s=3600, country_iso_code="FRA", hardware="2 threads")
+    # 10 W for an hour = 0.01 kWh, times FRA's intensity, in grams
+    assert entry["emissions"] == pytest.approx(0.01 * C.grid_intensity("FRA") * 1000, rel=1e-3)
+    assert entry["source"].startswith("estimate")
+    assert entry["training_type"] == "pre-training" and entry["hardware_used"] == "2 threads"
+    assert "FRA" in entry["geographical_location"]
+
+
+def test_card_emissions_reject_bad_input():
+    with pytest.raises(ValueError, match="training_type"):
+        C.card_emissions(0.1, "x", "FRA", "cpu", training_type="inference")
+    with pytest.raises(ValueError, match="wall_s"):
+        C.estimated_card_emissions(_probe(1e-6, 1.0), 0, "FRA", "cpu")
