@@ -1,6 +1,7 @@
 """The shipped TinyWorld checkpoint: it loads, matches the generator, and passes its capability gates."""
 
 import json
+import time
 
 import pytest
 
@@ -75,3 +76,25 @@ def test_card_metadata_parses_and_reports_emissions(card):
 
 def test_card_readme_is_rendered_from_card_json(card):
     assert (M.shipped_model_dir() / "README.md").read_text() == P.render_card(card)
+
+
+def test_ship_command_measures_the_run_and_writes_it_to_the_card(tmp_path, tiny):
+    from huggingface_hub import ModelCard
+
+    from hubhelpers.training import TrainResult
+
+    model, tok = tiny
+
+    def run(cfg, checkpoint_dir):
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < 1.0:  # a second of work for the tracker to measure
+            sum(i * i for i in range(10_000))
+        return model, tok, W.make_world(), TrainResult(wall_s=time.perf_counter() - t0)
+
+    P.ship_command(["--out", str(tmp_path / "out"), "--checkpoint-dir", str(tmp_path / "ckpt" / "checkpoint")],
+                   "test", None, "unused", tmp_path, run, lambda *a: {}, lambda *a: {"figures": {}},
+                   lambda card: P.front_matter(card, "text-generation") + "# card\n", gates={})
+    card = json.loads((tmp_path / "out" / "card.json").read_text())
+    co2 = card["co2_eq_emissions"]
+    assert co2["emissions"] > 0 and co2["source"].startswith("CodeCarbon") and "measured over the whole run" in co2["source"]
+    assert ModelCard.load(tmp_path / "out" / "README.md").data.co2_eq_emissions == co2
