@@ -24,15 +24,16 @@ from .prompting import continuation_logprobs
 JOBS = W.VALUES["job"]
 COUNTRIES = tuple(dict.fromkeys(W.CITIES.values()))
 OTHER_RELATIONS = ("pet", "colour", "month")  # what a profile says besides the town (and sometimes the job)
-
-
 WORLD_RATE = 1 / len(JOBS)  # P(job) in the world, in every town
 
 
 @dataclass(frozen=True)
 class Skew:
-    """People living in `country` hold `job` with probability `rate`, the others less often, so that the job's
-    overall share stays the world's (1 / len(JOBS)): as many of them as in the world, in the wrong places."""
+    """People living in `country` hold `job` with probability `rate`; the others less often.
+
+    The others' rate (`rate_out`) keeps the job's overall share at the world's 1 / len(JOBS): as many of them as in
+    the world, in the wrong places.
+    """
 
     job: str = "doctor"
     country: str = "Norland"
