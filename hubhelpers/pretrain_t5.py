@@ -5,20 +5,20 @@ plus T5's sentinels, no task data. It sees bios of the world's training people (
 invented people (names it can only copy from the passage) and the dialogues of `dialogue.py` about training people,
 as raw text; never a summary, never a held-out person.
 
-The input is always T5's span corruption (about 15% of the words hidden, each span replaced by a sentinel). The
-target is chosen by `T5PretrainConfig.target`: 'spans', T5's default, lists only the hidden spans; 'passage' is the
-whole original passage, rebuilt from the corrupted input (BART's text infilling, Lewis et al. 2020; the "mask
-tokens, original text as target" variant that Raffel et al. 2020, table 5, found as good as T5's, and chose against
-only because its targets are longer). Measured on a 2-core CPU at this size (d_model 128, 2+2 blocks), 'spans'
-filled every gap with the same frequent word ('colour') after 1,800 steps, with or without whole-word masking or a
-first run of 'passage', and copied no name. 'passage' copies never-seen names into gaps past the card's gate but
-recalls too few training facts for it, so no seq2seq model is shipped yet: with 15% noise, 0.34 after 6,000 steps
-(28 minutes); with BART's 30% (the default now), the recall of the 64-probe evaluation during training rose to 0.75
-at step 3,000 and fell back to 0.22 by step 8,000 (0.20 on the 200-probe card figure, 31 minutes) while name
-copying reached 1.0. A 4,000-step schedule at 30% (16 minutes) ended at 0.39 recall and 0.86 copying, both
-short of the gates: the 64-probe peak was noise, and recall stays at 0.2-0.4 on 200 probes whatever the
-schedule. Next: fewer invented people (their gaps reward copying over recalling), a larger model, or a notebook 17
-whose tasks read their facts from the dialogue, so that it does not need recall from memory.
+The input is T5's span corruption (30% of the words hidden, BART's rate, each span replaced by a sentinel), except
+in half of the bios of training people, where exactly the fact values are hidden (salient span masking, Guu et al.
+2020; Roberts et al. 2020 found it lifts T5's closed-book answers). The target is chosen by
+`T5PretrainConfig.target`: 'spans', T5's default, lists only the hidden spans; 'passage' is the whole original
+passage, rebuilt from the corrupted input (BART's text infilling, Lewis et al. 2020; the "mask tokens, original text
+as target" variant that Raffel et al. 2020, table 5, found as good as T5's, and chose against only because its
+targets are longer).
+
+How the recipe was found, measured on a 2-core CPU at this size (d_model 128, 2+2 blocks): 'spans' filled every gap
+with the same frequent word ('colour') after 1,800 steps, with or without whole-word masking, and copied no name.
+'passage' with random spans only copied never-seen names into gaps past the card's gate but recalled too few
+training facts (on the card's 200 probes: 0.34 at 15% noise after 6,000 steps; 0.20 at 30% after 8,000; 0.39 at 30%
+after 4,000): random gaps about invented people reward copying, and a fact is rarely the hidden word. Salient span
+masking at 30% noise, 4,000 steps (16 minutes) passed both gates (see the card).
 """
 
 from __future__ import annotations
@@ -44,10 +44,12 @@ from .seq2seq import (
     fill_spans,
     generate,
     pad_pairs,
+    salient_corruption,
     sentinel_ids,
     seq2seq_loss,
     span_corruption,
     word_start_flags,
+    words,
 )
 from .training import TrainConfig, TrainResult, train
 
@@ -74,8 +76,9 @@ class T5PretrainConfig:
     whole_words: bool = True  # spans never cut a word: a name of several tokens is hidden whole (whole-word masking)
     target: str = "passage"  # 'passage': the whole passage rebuilt (BART's text infilling); 'spans': T5's target
     n_dialogues: int = 4000  # the pool the dialogue passages are drawn from
+    salient: float = 0.5  # share of training people's bios whose fact values are hidden (salient span masking)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        steps=8000, batch_size=32, lr=3e-3, warmup_steps=100, eval_every=1000, checkpoint_every=500, max_len=256))
+        steps=4000, batch_size=32, lr=3e-3, warmup_steps=100, eval_every=1000, checkpoint_every=500, max_len=256))
 
     def __post_init__(self):
         if self.target not in TARGETS:
@@ -84,13 +87,24 @@ class T5PretrainConfig:
 
 def passage(world: W.World, pool: list, cfg: T5PretrainConfig, rng: random.Random) -> str:
     """One pretraining passage: a dialogue, or bios of one or two training or freshly invented people."""
+    return passage_and_kind(world, pool, cfg, rng)[0]
+
+
+def passage_and_kind(world: W.World, pool: list, cfg: T5PretrainConfig, rng: random.Random) -> tuple[str, str]:
+    """A passage (see `passage`) and its kind: 'dialogue', 'fresh' or 'train' (bios of training people)."""
     roll = rng.random()
     if roll < cfg.share_dialogue:
-        return rng.choice(pool).text
+        return rng.choice(pool).text, "dialogue"
     fresh = roll < cfg.share_dialogue + cfg.share_fresh
     people = [W.random_person(rng, W.fresh_name(rng, world)) if fresh else rng.choice(world.train)
               for _ in range(rng.choice((1, 1, 2)))]
-    return " ".join(W.bio(p, rng) for p in people)
+    return " ".join(W.bio(p, rng) for p in people), "fresh" if fresh else "train"
+
+
+def fact_flags(tokenizer, ids: list[int], starts: list[bool]) -> list[bool]:
+    """One flag per word of `ids`: True for a fact value of the world (a town, job, pet, colour or month)."""
+    values = set(W.PRETRAIN_WORDS)
+    return [tokenizer.decode(unit).strip() in values for unit in words(ids, starts)]
 
 
 def span_sampler(world: W.World, tokenizer, cfg: T5PretrainConfig, max_len: int):
@@ -104,9 +118,13 @@ def span_sampler(world: W.World, tokenizer, cfg: T5PretrainConfig, max_len: int)
     def sample(rng: random.Random, progress: float, size: int) -> dict:
         pairs = []
         for _ in range(size):
-            ids = tokenizer(passage(world, pool, cfg, rng), add_special_tokens=False)["input_ids"][:max_len]
+            text, kind = passage_and_kind(world, pool, cfg, rng)
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"][:max_len]
             starts = word_start_flags(tokenizer, ids) if cfg.whole_words else None
-            source, target = span_corruption(ids, sentinels, rng, cfg.noise_density, cfg.mean_span, starts)
+            if kind == "train" and starts is not None and rng.random() < cfg.salient:
+                source, target = salient_corruption(ids, sentinels, starts, fact_flags(tokenizer, ids, starts))
+            else:
+                source, target = span_corruption(ids, sentinels, rng, cfg.noise_density, cfg.mean_span, starts)
             pairs.append(([*source, eos], [*(ids if rebuild else target), eos]))
         return pad_pairs(pairs, tokenizer.pad_token_id)
 
@@ -200,7 +218,7 @@ def make_card(cfg: T5PretrainConfig, model, result: TrainResult, figures: dict) 
         "final_loss": round(sum(result.losses[-100:]) / len(result.losses[-100:]), 4),
         "parameters": count_parameters(model), "shape": dataclasses.asdict(cfg.shape),
         "objective": {"target": cfg.target, "noise_density": cfg.noise_density, "mean_span": cfg.mean_span,
-                      "whole_words": cfg.whole_words,
+                      "whole_words": cfg.whole_words, "salient": cfg.salient,
                       "share_fresh": cfg.share_fresh, "share_dialogue": cfg.share_dialogue},
         "world": dataclasses.asdict(cfg.world), "generator_version": W.GENERATOR_VERSION,
         "world_fingerprint": mixture.fingerprint(cfg.world), "figures": figures, "gates": GATES, "n_eval": 200,
@@ -227,20 +245,22 @@ pretrained from scratch by the course's own code on TinyWorld (generator `{card[
 `{card['world_fingerprint']}`) by denoising: the input is T5's span corruption, about {obj['noise_density']:.0%} of
 each passage hidden in spans of mean length {obj['mean_span']:g}
 {'words (whole-word masking: a span never cuts a word)' if obj.get('whole_words') else 'tokens'}, each span
-replaced by a sentinel (`<extra_id_0>`, ...); {TARGET_WORDS[obj['target']]}. It shares the decoder-only model's
-tokenizer, plus the sentinels.
+replaced by a sentinel (`<extra_id_0>`, ...); {TARGET_WORDS[obj['target']]}. In {obj.get('salient', 0):.0%} of the
+bios of training people the hidden spans are instead exactly the fact values (salient span masking, Guu et al. 2020),
+so that the model learns to recall them. It shares the decoder-only model's tokenizer, plus the sentinels.
 
 Passages: bios of the world's training people, bios of freshly invented people ({obj['share_fresh']:.0%}: names it
 can only copy from the passage) and raw two-person dialogues about training people ({obj['share_dialogue']:.0%});
 never a summary, an instruction or a held-out person. So, like T5 before FLAN, it fills gaps but follows no
-instruction: notebook 17 measures what instruction tuning adds.
+instruction: what instruction tuning adds is for notebook 17 (planned) to measure.
 
 - Re-train: `{card['command']}` (seed {card['seed']}, {card['steps']} steps of {card['batch_size']} passages,
   {card['wall_minutes']} minutes on {card['machine']}); final training loss {card['final_loss']}.
 {pretrain.emissions_line(card)}
 - Why this target: at this size, T5's own target (only the hidden spans) filled every gap with one frequent word
   and copied no name (measured; `hubhelpers/pretrain_t5.py` says how), while rebuilding the passage passes both gates.
-- Why shipped rather than trained inside the notebook: measured on the notebook's budget, see notebook 17.
+- Why shipped rather than trained inside the notebook: 4,000 steps take about 16 minutes on 2 cores, far past a
+  notebook's 90 s budget.
 
 | figure (greedy fill of one masked span, {card['n_eval']} probes each) | value | gate |
 |---|---|---|

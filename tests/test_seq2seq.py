@@ -146,6 +146,38 @@ def test_whole_word_span_corruption_never_cuts_a_word(seed):
         S.span_corruption([5, 6, 7], [-1], random.Random(0), word_starts=[True, False])
 
 
+def test_salient_corruption_hides_exactly_the_flagged_words():
+    from hubhelpers import seq2seq as S
+
+    ids, starts = [1, 2, 3, 4, 5, 6, 7], [True, False, True, True, True, False, True]  # words: 12 3 4 56 7
+    source, target = S.salient_corruption(ids, [-1, -2, -3], starts, [False, True, True, False, True])
+    assert (source, target) == ([1, 2, -1, 5, 6, -2], [-1, 3, 4, -2, 7])  # two runs of flagged words, two spans
+    assert S.salient_corruption(ids, [-1, -2], starts, [True, False, False, True, False]) == \
+        ([-1, 3, 4, -2, 7], [-1, 1, 2, -2, 5, 6])
+    assert S.salient_corruption(ids, [-1], starts, [False, True, True, False, False]) == ([1, 2, -1, 5, 6, 7],
+                                                                                         [-1, 3, 4])
+    with pytest.raises(ValueError, match="no salient word"):
+        S.salient_corruption(ids, [-1], starts, [False] * 5)
+    with pytest.raises(ValueError, match="4 flags for 5 words"):
+        S.salient_corruption(ids, [-1], starts, [True] * 4)
+    with pytest.raises(ValueError, match="only 1 sentinels"):
+        S.salient_corruption(ids, [-1], starts, [True, False, True, False, False])
+
+
+def test_fact_flags_mark_the_world_values_of_a_bio(t5_tok, world):
+    import random
+
+    from hubhelpers import pretrain_t5 as P
+    from hubhelpers import seq2seq as S
+    from hubhelpers import world as W
+
+    person = world.train[0]
+    ids = t5_tok(W.bio(person, random.Random(0)), add_special_tokens=False)["input_ids"]
+    starts = S.word_start_flags(t5_tok, ids)
+    flagged = [t5_tok.decode(u).strip() for u, f in zip(S.words(ids, starts), P.fact_flags(t5_tok, ids, starts)) if f]
+    assert sorted(flagged) == sorted(person[r] for r in W.PRETRAIN_RELATIONS)
+
+
 def test_word_starts_keep_a_name_whole_and_split_off_punctuation(t5_tok):
     from hubhelpers import seq2seq as S
 
@@ -276,3 +308,26 @@ def test_the_shipped_t5_alias_says_how_to_rebuild_it_when_missing(monkeypatch, t
     with pytest.raises(FileNotFoundError, match="make base-model-t5"):
         M.resolve_model("tinyworld-t5")
     assert M.is_shipped("tinyworld-t5") and not M.is_shipped("google/flan-t5-small")
+
+
+def test_the_shipped_t5_is_small_reproduces_its_card_and_passes_its_gates():
+    import json
+
+    from hubhelpers import mixture
+    from hubhelpers import pretrain_t5 as P
+    from hubhelpers import world as W
+    from hubhelpers.models import load_model
+
+    directory = M.shipped_t5_dir()
+    files = list(directory.iterdir())
+    assert sum(f.stat().st_size for f in files) <= 20 * 2**20
+    assert not [f for f in files if f.suffix in (".bin", ".pt", ".pth", ".pkl")]
+    card = json.loads((directory / "card.json").read_text())
+    assert card["command"] == P.BASE_T5_COMMAND and card["steps"] == P.T5PretrainConfig().train.steps
+    assert card["world_fingerprint"] == mixture.fingerprint(W.WorldConfig(**card["world"]))
+    assert (directory / "README.md").read_text() == P.render_card(card)
+    model, tok = load_model("tinyworld-t5", device="cpu", task="seq2seq-lm")
+    figures = P.capability_figures(model, tok, W.make_world(W.WorldConfig(**card["world"])),
+                                   target=card["objective"]["target"])
+    assert figures == card["figures"], "the card's figures must be the ones the checkpoint reproduces"
+    assert P.failed_gates(figures) == []
