@@ -123,30 +123,27 @@ def job_batch_sampler(people: Sequence[W.Person], missing: float):
     return sample
 
 
-def rate_gap(jobs: Sequence[str], groups: Sequence[bool], job: str) -> dict[str, float]:
-    """P(job | in group), P(job | out of group) and their difference 'gap' (0: no skew)."""
-    if len(jobs) != len(groups):
-        raise ValueError(f"got {len(jobs)} jobs but {len(groups)} group flags")
-    rates = {}
+def group_means(values: Sequence[float], groups: Sequence[bool]) -> dict[str, float]:
+    """Mean of `values` inside ('in') and outside ('out') the group, and their difference 'gap' (0: no skew)."""
+    if len(values) != len(groups):
+        raise ValueError(f"got {len(values)} values but {len(groups)} group flags")
+    means = {}
     for key, flag in (("in", True), ("out", False)):
-        chosen = [j for j, g in zip(jobs, groups) if g == flag]
+        chosen = [v for v, g in zip(values, groups) if g == flag]
         if not chosen:
             raise ValueError(f"no one {key} the group: the gap needs people on both sides")
-        rates[key] = sum(j == job for j in chosen) / len(chosen)
-    return {**rates, "gap": rates["in"] - rates["out"]}
+        means[key] = sum(chosen) / len(chosen)
+    return {**means, "gap": means["in"] - means["out"]}
+
+
+def rate_gap(jobs: Sequence[str], groups: Sequence[bool], job: str) -> dict[str, float]:
+    """P(job | in group), P(job | out of group) and their difference 'gap' (0: no skew)."""
+    return group_means([float(j == job) for j in jobs], groups)
 
 
 def mean_rate_gap(probs: Sequence[dict[str, float]], groups: Sequence[bool], job: str) -> dict[str, float]:
     """rate_gap of the model's probabilities: mean P(job) inside and outside the group, and the difference."""
-    if len(probs) != len(groups):
-        raise ValueError(f"got {len(probs)} distributions but {len(groups)} group flags")
-    rates = {}
-    for key, flag in (("in", True), ("out", False)):
-        chosen = [p[job] for p, g in zip(probs, groups) if g == flag]
-        if not chosen:
-            raise ValueError(f"no one {key} the group: the gap needs people on both sides")
-        rates[key] = sum(chosen) / len(chosen)
-    return {**rates, "gap": rates["in"] - rates["out"]}
+    return group_means([p[job] for p in probs], groups)
 
 
 def job_distributions(model, tokenizer, prompts: Sequence[str], batch_size: int = 64) -> list[dict[str, float]]:

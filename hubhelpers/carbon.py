@@ -22,6 +22,7 @@ from codecarbon.input import DataSource
 
 from hubhelpers.params import check_positive
 
+DEFAULT_COUNTRY = "FRA"  # the grid assumed where a run's location is not recorded (notebook 16's default too)
 FLOPS_PER_PARAM_TOKEN = 6  # forward 2·N·D + backward 4·N·D
 
 

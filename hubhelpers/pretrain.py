@@ -150,11 +150,16 @@ def write_model_dir(model, tokenizer, out: Path, card: dict, render=None) -> Non
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    (tmp / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
-    (tmp / "README.md").write_text((render or render_card)(card))
+    write_card(tmp, card, render)
     if out.exists():
         shutil.rmtree(out)
     tmp.replace(out)
+
+
+def write_card(directory: Path, card: dict, render=None) -> None:
+    """Write card.json and the README.md that `render` (default render_card) makes of it into `directory`."""
+    (directory / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    (directory / "README.md").write_text((render or render_card)(card))
 
 
 def _reading_sentence(figures: dict) -> str:
@@ -245,7 +250,8 @@ def ship_command(argv: list[str] | None, description: str, cfg, checkpoint_dir: 
     parser.add_argument("--steps", type=int, default=None, help="override the number of training steps")
     parser.add_argument("--checkpoint-dir", default=checkpoint_dir)
     parser.add_argument("--out", default=str(out))
-    parser.add_argument("--country", default="FRA", help="ISO code of the grid assumed for the emissions (CodeCarbon)")
+    parser.add_argument("--country", default=carbon.DEFAULT_COUNTRY,
+                        help="ISO code of the grid assumed for the emissions (CodeCarbon)")
     args = parser.parse_args(argv)
     if args.steps is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(
@@ -276,8 +282,8 @@ def hardware() -> str:
     return f"{platform.machine()} CPU, {torch.get_num_threads()} threads{gpu}"
 
 
-def estimate_card_emissions(card_dir: Path, probe_steps: int = 150, country_iso_code: str = "FRA",
-                            render=None) -> dict:
+def estimate_card_emissions(card_dir: Path, probe_steps: int = 150,
+                            country_iso_code: str = carbon.DEFAULT_COUNTRY, render=None) -> dict:
     """Fill a card's co2_eq_emissions from its recorded wall time and the power of a probe of the same training.
 
     For a checkpoint trained before its runs were tracked: `probe_steps` steps of the main phase of
@@ -294,8 +300,7 @@ def estimate_card_emissions(card_dir: Path, probe_steps: int = 150, country_iso_
                          Path("build") / "codecarbon-probe", country_iso_code=country_iso_code)
     card["co2_eq_emissions"] = carbon.estimated_card_emissions(probe, card["wall_minutes"] * 60, country_iso_code,
                                                                hardware())
-    (card_dir / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
-    (card_dir / "README.md").write_text((render or render_card)(card))
+    write_card(card_dir, card, render)
     return card["co2_eq_emissions"]
 
 
