@@ -41,8 +41,9 @@ def model_targets(model) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, .
     """(attention linears, all block linears, input embedding + output layer) of `model`, in module order.
 
     A linear is any nn.Linear or GPT-2 Conv1D except the output layer; it is 'attention' when a parent module's
-    name mentions attn/attention. A short name shared by two kinds of layer (GPT-2's c_proj, in attention and in
-    the MLP) keeps its parent (attn.c_proj, mlp.c_proj) so that each names one kind only.
+    name mentions attn/attention in any case (T5's SelfAttention and EncDecAttention too). A short name shared by
+    two kinds of layer (GPT-2's c_proj, in attention and in the MLP; T5's q in self- and cross-attention) keeps its
+    parent (attn.c_proj, mlp.c_proj) so that each names one kind only.
     """
     out_layer = model.get_output_embeddings()
     names = {id(m): n for n, m in model.named_modules()}
@@ -54,7 +55,7 @@ def model_targets(model) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, .
     keys = list(dict.fromkeys(n.split(".")[-1] if len(parents[n.split(".")[-1]]) == 1 else ".".join(n.split(".")[-2:])
                               for n in linears))
     attention = tuple(k for k in keys if any(
-        "attn" in part or "attention" in part for n in linears if n.endswith(k) for part in n.split(".")[:-1]))
+        "attn" in part.lower() or "attention" in part.lower() for n in linears if n.endswith(k) for part in n.split(".")[:-1]))
     io = tuple(names[id(m)].split(".")[-1] for m in (model.get_input_embeddings(), out_layer) if m is not None)
     return attention, tuple(keys), io
 

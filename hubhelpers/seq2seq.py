@@ -247,3 +247,67 @@ def fill_spans(model, tokenizer, sources: Sequence[str], max_new_tokens: int = 1
         end = next((i for i, t in enumerate(span) if t in stops), len(span))
         out.append(tokenizer.decode(span[:end]).strip())
     return out
+
+
+def target_logprobs(model, tokenizer, sources: Sequence[str], targets: Sequence[str], max_source: int = 256,
+                    max_target: int = 64, batch_size: int = 64) -> list[float]:
+    """log P(target | source) for each pair: the sum over the target's tokens, its closing eos included."""
+    if len(sources) != len(targets):
+        raise ValueError(f"got {len(sources)} sources but {len(targets)} targets")
+    out: list[float] = []
+    for chunk in batches(list(zip(sources, targets)), batch_size):
+        batch = encode_pairs(tokenizer, [s for s, _ in chunk], [t for _, t in chunk], max_source, max_target)
+        batch = {k: v.to(model.device) for k, v in batch.items()}
+        with torch.inference_mode():
+            logits = model(**batch).logits  # (batch, target length, vocab)
+        nll = F.cross_entropy(logits.float().transpose(1, 2), batch["labels"], ignore_index=IGNORE_INDEX,
+                              reduction="none")
+        out += (-nll.sum(1)).tolist()
+    return out
+
+
+def rank_options(model, tokenizer, sources: Sequence[str], options: Sequence[Sequence[str]],
+                 max_source: int = 256, batch_size: int = 64) -> list[str]:
+    """For each source, the option the model finds most probable as its output (FLAN's rank classification)."""
+    if len(sources) != len(options) or any(not o for o in options):
+        raise ValueError(f"rank_options needs a non-empty option list per source, got {len(sources)} sources and "
+                         f"{len(options)} option lists")
+    flat = [(s, o) for s, opts in zip(sources, options) for o in opts]
+    scores = iter(target_logprobs(model, tokenizer, [s for s, _ in flat], [o for _, o in flat], max_source,
+                                  batch_size=batch_size))
+    chosen = []
+    for opts in options:
+        row = [next(scores) for _ in opts]
+        chosen.append(opts[row.index(max(row))])  # the first of equal scores
+    return chosen
+
+
+def attention_maps(model, tokenizer, source: str, target: str) -> dict[str, torch.Tensor]:
+    """The last layer's attention weights, averaged over heads, for one (source, target) pair.
+
+    {'encoder': (source, source), 'decoder': (target, target), 'cross': (target, source)}, each row a query
+    position's weights over the keys. Computed on a copy that uses eager attention (fused kernels return none).
+    """
+    eager = copy.deepcopy(model)
+    eager.set_attn_implementation("eager")
+    batch = {k: v.to(model.device) for k, v in encode_pairs(tokenizer, [source], [target]).items()}
+    with torch.inference_mode():
+        out = eager(**batch, output_attentions=True)
+    return {"encoder": out.encoder_attentions[-1][0].mean(0).cpu(),
+            "decoder": out.decoder_attentions[-1][0].mean(0).cpu(),
+            "cross": out.cross_attentions[-1][0].mean(0).cpu()}
+
+
+def earlier_positions_changed(states, ids: Sequence[int], new_last: int, atol: float = 1e-5) -> float:
+    """Share of positions before the last whose output changes when only the last input token changes.
+
+    `states(ids tensor of shape (1, n)) -> (n, d)` is a stack of layers (an encoder, or a causal LM's hidden
+    states). 1.0: every position sees the last token (bidirectional attention); 0.0: none does (causal attention).
+    """
+    if len(ids) < 2 or ids[-1] == new_last:
+        raise ValueError("need at least 2 tokens and a new last token different from the old one")
+    changed = list(ids[:-1]) + [new_last]
+    with torch.inference_mode():
+        a, b = states(torch.tensor([list(ids)])), states(torch.tensor([changed]))
+    moved = (a[:-1] - b[:-1]).abs().amax(-1) > atol  # (n - 1,) one flag per earlier position
+    return moved.float().mean().item()

@@ -9,10 +9,11 @@ import random
 import re
 
 from hubhelpers.dialogue import INSTRUCTION as SUMMARY_INSTRUCTION
-from hubhelpers.dialogue import make_dialogue, summary_prompt
+from hubhelpers.dialogue import SPEAKERS, make_dialogue, summary_prompt
 from hubhelpers.params import check_int
 from hubhelpers.world import (
     PRETRAIN_RELATIONS,
+    PRETRAIN_WORDS,
     SENTENCES,
     VALUES,
     Example,
@@ -309,6 +310,28 @@ def _answer(world: World, rng: random.Random, split: str) -> dict:
 
 
 CLUSTER_MAKERS = {"summarise": _summarise, "classify": _classify, "extract": _extract, "answer": _answer}
+
+
+TOPIC_LABELS = tuple(sorted(TOPICS))
+_PAIR = re.compile(r"[a-z]+: [A-Za-z]+")
+
+
+def output_format(text: str) -> str | None:
+    """The cluster whose answer format `text` has, or None: which task a model did, whatever it was asked.
+
+    A summary begins with a speaker tag and an extraction with a 'relation: value' pair (so an output cut by the
+    length limit still counts); a topic label and a fact value are the whole text.
+    """
+    text = text.strip()
+    if text.startswith(SPEAKERS):
+        return "summarise"
+    if _PAIR.match(text):
+        return "extract"
+    if text in TOPIC_LABELS:
+        return "classify"
+    if text in PRETRAIN_WORDS:
+        return "answer"
+    return None
 
 
 def cluster_examples(world: World, cluster: str, n: int, seed: int = 0, split: str = "train") -> list[dict]:

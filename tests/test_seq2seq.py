@@ -331,3 +331,98 @@ def test_the_shipped_t5_is_small_reproduces_its_card_and_passes_its_gates():
                                    target=card["objective"]["target"])
     assert figures == card["figures"], "the card's figures must be the ones the checkpoint reproduces"
     assert P.failed_gates(figures) == []
+
+
+# --------------------------------------------------------------------------- scoring, attention, reach
+
+
+@pytest.fixture(scope="module")
+def tiny_t5(t5_dir):
+    model, tok = M.load_model(str(t5_dir), task="seq2seq-lm", device="cpu")
+    return model, tok
+
+
+def test_target_logprobs_equal_the_library_loss_times_the_target_length(tiny_t5):
+    from hubhelpers import seq2seq as S
+
+    model, tok = tiny_t5
+    sources, targets = ["Bolami lives in Arvel.", "Where does Gize live?"], ["Arvel", "Gize lives in Brisk."]
+    scores = S.target_logprobs(model, tok, sources, targets, batch_size=1)
+    for source, target, score in zip(sources, targets, scores):
+        batch = S.encode_pairs(tok, [source], [target])
+        with torch.inference_mode():
+            loss = model(**batch).loss.item()  # mean NLL over the target's tokens, eos included
+        assert score == pytest.approx(-loss * batch["labels"].shape[1], rel=1e-5)
+    assert S.target_logprobs(model, tok, sources, targets, batch_size=2) == pytest.approx(scores, rel=1e-5)
+
+
+def test_rank_options_picks_the_most_probable_option_of_each_list(tiny_t5):
+    from hubhelpers import seq2seq as S
+
+    model, tok = tiny_t5
+    sources = ["What pet does Bolami keep?", "Which month?"]
+    options = [["cat", "dog", "owl"], ["May", "June"]]
+    chosen = S.rank_options(model, tok, sources, options)
+    for source, opts, pick in zip(sources, options, chosen):
+        scores = S.target_logprobs(model, tok, [source] * len(opts), opts)
+        assert pick == opts[scores.index(max(scores))]
+    with pytest.raises(ValueError, match="non-empty option list per source"):
+        S.rank_options(model, tok, sources, [["cat"], []])
+    with pytest.raises(ValueError, match="got 2 sources and 1 option lists"):
+        S.rank_options(model, tok, sources, [["cat"]])
+
+
+def test_attention_maps_encoder_sees_all_decoder_is_causal(tiny_t5):
+    from hubhelpers import seq2seq as S
+
+    model, tok = tiny_t5
+    maps = S.attention_maps(model, tok, "Bolami lives in Arvel.", "Arvel")
+    n_source = len(S.text_ids(tok, "Bolami lives in Arvel.", 256))
+    n_target = len(S.text_ids(tok, "Arvel", 64))
+    assert maps["encoder"].shape == (n_source, n_source)
+    assert maps["decoder"].shape == (n_target, n_target) and maps["cross"].shape == (n_target, n_source)
+    for weights in maps.values():
+        assert torch.allclose(weights.sum(-1), torch.ones(weights.shape[0]), atol=1e-5)  # each row a distribution
+    later = torch.ones(n_source, n_source, dtype=torch.bool).triu(1)  # (query, key) pairs with the key later
+    assert maps["encoder"][later].min() > 0  # every source position sees the later ones
+    assert maps["decoder"][later[:n_target, :n_target]].abs().max() == 0  # no target position sees a later one
+    assert model.config._attn_implementation != "eager"  # the model itself is left as it was
+
+
+def test_earlier_positions_changed_tells_bidirectional_from_causal(tiny_t5):
+    from hubhelpers import seq2seq as S
+
+    model, tok = tiny_t5
+    ids = tok("Bolami lives in Arvel and keeps a cat.", add_special_tokens=False)["input_ids"]
+    encoder = model.get_encoder()
+    assert S.earlier_positions_changed(lambda x: encoder(input_ids=x).last_hidden_state[0], ids, ids[0]) == 1.0
+    decoder = model.get_decoder()
+    memory = encoder(input_ids=torch.tensor([ids])).last_hidden_state
+
+    def causal(x):
+        return decoder(input_ids=x, encoder_hidden_states=memory).last_hidden_state[0]
+
+    assert S.earlier_positions_changed(causal, ids, ids[0]) == 0.0
+    with pytest.raises(ValueError, match="new last token different"):
+        S.earlier_positions_changed(causal, ids, ids[-1])
+
+
+def test_lora_on_t5_attention_trains_the_adapters_only(t5_dir):
+    from hubhelpers import lora as L
+    from hubhelpers import seq2seq as S
+    from hubhelpers.training import TrainConfig
+
+    model, tok = M.load_model(str(t5_dir), task="seq2seq-lm", device="cpu")
+    targets = L.lora_targets("attn", model)
+    assert targets == tuple(f"{part}.{x}" for part in ("SelfAttention", "EncDecAttention") for x in "qkvo")
+    peft_model = L.lora_model(model, r=2, alpha=4, target_modules=targets, task_type="SEQ_2_SEQ_LM")
+    assert type(peft_model).__name__ == "PeftModelForSeq2SeqLM"
+    trainable, total, fraction = L.trainable_fraction(peft_model)
+    assert 0 < fraction < 0.2 and trainable == sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n)
+    before = {n: p.detach().clone() for n, p in peft_model.named_parameters()}
+    pairs = [("Summarize: Bolami lives in Arvel.", "Bolami lives in Arvel.")] * 4
+    cfg = TrainConfig(steps=3, batch_size=2, lr=1e-2, warmup_steps=1, eval_every=3, checkpoint_every=30,
+                      micro_batches=1)
+    S.train_pairs(peft_model, tok, pairs, cfg, progress=False)
+    changed = {n for n, p in peft_model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all("lora_B" in n or "lora_A" in n for n in changed)

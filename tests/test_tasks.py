@@ -117,3 +117,22 @@ def test_cluster_targets_follow_from_their_inputs(world):
 def test_unknown_cluster_names_the_accepted_ones(world):
     with pytest.raises(ValueError, match="unknown cluster 'translate'; accepted: summarise, classify, extract, answer"):
         tasks.cluster_examples(world, "translate", 3)
+
+
+def test_output_format_names_each_clusters_own_targets(world):
+    for cluster in tasks.CLUSTERS:
+        targets = [ex["target"] for ex in tasks.cluster_examples(world, cluster, 60, split="heldout")]
+        assert {tasks.output_format(t) for t in targets} == {cluster}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("#Person2# tells #Pers", "summarise"),  # cut by the length limit: still a summary
+    ("colour: green; pet: cat; month: June; pet:", "extract"),
+    (" weather ", "classify"),
+    ("August", "answer"),
+    ("Bolami lives in Arvel.", None),
+    ("the weather", None),
+    ("", None),
+])
+def test_output_format_of_model_like_outputs(text, expected):
+    assert tasks.output_format(text) == expected
