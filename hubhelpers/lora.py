@@ -55,7 +55,8 @@ def model_targets(model) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, .
     keys = list(dict.fromkeys(n.split(".")[-1] if len(parents[n.split(".")[-1]]) == 1 else ".".join(n.split(".")[-2:])
                               for n in linears))
     attention = tuple(k for k in keys if any(
-        "attn" in part.lower() or "attention" in part.lower() for n in linears if n.endswith(k) for part in n.split(".")[:-1]))
+        "attn" in part.lower() or "attention" in part.lower()
+        for n in linears if n.endswith(k) for part in n.split(".")[:-1]))
     io = tuple(names[id(m)].split(".")[-1] for m in (model.get_input_embeddings(), out_layer) if m is not None)
     return attention, tuple(keys), io
 
