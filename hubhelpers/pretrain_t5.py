@@ -252,7 +252,7 @@ so that the model learns to recall them. It shares the decoder-only model's toke
 Passages: bios of the world's training people, bios of freshly invented people ({obj['share_fresh']:.0%}: names it
 can only copy from the passage) and raw two-person dialogues about training people ({obj['share_dialogue']:.0%});
 never a summary, an instruction or a held-out person. So, like T5 before FLAN, it fills gaps but follows no
-instruction: what instruction tuning adds is for notebook 17 (planned) to measure.
+instruction: what instruction tuning adds is what notebook 17 measures.
 
 - Re-train: `{card['command']}` (seed {card['seed']}, {card['steps']} steps of {card['batch_size']} passages,
   {card['wall_minutes']} minutes on {card['machine']}); final training loss {card['final_loss']}.

@@ -9,7 +9,7 @@ import random
 import re
 
 from hubhelpers.dialogue import INSTRUCTION as SUMMARY_INSTRUCTION
-from hubhelpers.dialogue import SPEAKERS, make_dialogue, summary_prompt
+from hubhelpers.dialogue import SPEAKERS, VALUE_RELATION, make_dialogue, summary_prompt
 from hubhelpers.params import check_int
 from hubhelpers.world import (
     PRETRAIN_RELATIONS,
@@ -332,6 +332,21 @@ def output_format(text: str) -> str | None:
     if text in PRETRAIN_WORDS:
         return "answer"
     return None
+
+
+RANKED_CLUSTERS = ("answer", "classify")  # clusters whose answer is one of a few options
+
+
+def cluster_options(example: dict) -> list[str]:
+    """The options a ranked-cluster example's answer is one of: the values of the relation asked about, or the topics.
+
+    FLAN scores such tasks by rank classification (the option the model finds most probable), not by free text.
+    """
+    if example["cluster"] == "answer":
+        return list(VALUES[VALUE_RELATION[example["target"]]])
+    if example["cluster"] == "classify":
+        return list(TOPIC_LABELS)
+    raise ValueError(f"cluster {example['cluster']!r} has no fixed options; accepted: {', '.join(RANKED_CLUSTERS)}")
 
 
 def cluster_examples(world: World, cluster: str, n: int, seed: int = 0, split: str = "train") -> list[dict]:

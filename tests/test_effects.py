@@ -13,7 +13,7 @@ from hubhelpers.tooling import course, effects
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-STRING_RE = re.compile(r'(f?)"([a-z0-9_{}]+)"')
+STRING_RE = re.compile(r'(f?)"([A-Za-z0-9_{}]+)"')  # figure names: issue 22's rougeL_* have a capital
 
 
 def recorded_names(path: Path) -> list[re.Pattern[str]]:

@@ -136,3 +136,13 @@ def test_output_format_names_each_clusters_own_targets(world):
 ])
 def test_output_format_of_model_like_outputs(text, expected):
     assert tasks.output_format(text) == expected
+
+
+def test_cluster_options_hold_the_answer_among_the_relations_values_or_the_topics(world):
+    for cluster, size in (("answer", None), ("classify", 4)):
+        for ex in tasks.cluster_examples(world, cluster, 40, split="heldout"):
+            options = tasks.cluster_options(ex)
+            assert ex["target"] in options and len(set(options)) == len(options) > 1
+            assert size is None or len(options) == size
+    with pytest.raises(ValueError, match="cluster 'extract' has no fixed options; accepted: answer, classify"):
+        tasks.cluster_options(tasks.cluster_examples(world, "extract", 1)[0])

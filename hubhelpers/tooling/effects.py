@@ -98,6 +98,14 @@ EFFECTS: dict[str, str] = {
           "{achieved_gflops:.0f} GFLOP/s from 6·N·D; 6·N·D for GPT-3 at {gpt3_flops_ratio:.3f}× the paper's; the "
           "Llama 2 paper's emissions reproduced by GPU-hours × 400 W × intensity (largest error "
           "{llama2_max_rel_error:.2%})",
+    "17": "changing the last input token changes {encoder_earlier_positions_changed:.0%} of the earlier positions in "
+          "T5's encoder, {decoder_only_earlier_positions_changed:.0%} in the decoder-only model; dialogue summaries "
+          "on held-out people, ROUGE-L: base model zero-shot {rouge_zero_shot[rougeL]:.2f}, few-shot "
+          "{rouge_few_shot[rougeL]:.2f}, full fine-tuning {rouge_full_ft[rougeL]:.2f}, LoRA {rouge_lora[rougeL]:.2f} "
+          "({lora_trainable_fraction:.1%} trainable; {rougeL_lora_over_full:.2f} of full); a held-out task "
+          "cluster after 0 → 3 tuning clusters: {heldout_task_acc_by_n_clusters[0]:.2f} → "
+          "{heldout_task_acc_by_n_clusters[3]:.2f} (chance {heldout_task_chance:.2f}), "
+          "{heldout_answers_in_a_trained_format:.0%} of answers in a trained task's format",
     "18": "the same {n_parallel_strings} CLDR strings in 44 languages cost up to {max_parity_ratio:.1f}× the "
           "tokens of English; MiniLM's WordPiece turns whole scripts into [UNK] (up to {minilm_max_unk_rate:.0%}); "
           "a BPE fitted to Amharic: parity {own_tokenizer_parity:.2f} vs the model's "
