@@ -6,6 +6,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Extra papermill arguments for `make course`, e.g. make course P="-p SEED 1"
 P      ?=
+# Notebooks run at once by make course, seeds and nbval (longest first; J=1: one after another). Every notebook kernel
+# gets one math thread whatever J (hubhelpers.tooling.course.THREADS_PER_NOTEBOOK), so J changes no figure.
+J      ?= 2
+ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 
 # Notebooks run offline and headless.
 NB_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 MPLBACKEND=Agg
@@ -29,7 +33,7 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $@
 
 course: $(STAMP)
-	$(NB_ENV) $(PY) -m hubhelpers.tooling.course $(P)
+	$(NB_ENV) $(PY) -m hubhelpers.tooling.course --jobs $(J) $(P)
 
 # The whole course once per sampling seed (data draws, initialisation, shuffling): every band must hold at every
 # seed, so no effect rests on a lucky seed; with the network cut, like nbval. Writes build/seeds/seed<n>/ and
@@ -38,7 +42,7 @@ course: $(STAMP)
 # SEEDS=1, after make test, whose nbval run executes the defaults (SEED 0). E.g. make seeds SEEDS="5 6".
 SEEDS  ?= 1 2 3 4
 seeds: $(STAMP)
-	$(NO_NET) $(PY) -m hubhelpers.tooling.seeds --seeds $(SEEDS)
+	$(NO_NET) $(PY) -m hubhelpers.tooling.seeds --jobs $(J) --seeds $(SEEDS)
 
 # Every notebook on three model directories built here from configs (no download): the shipped weights re-housed
 # in Mistral, a random GPT-2 with its own tokenizer, a random 32k-vocabulary GQA Qwen2. Writes build/models/MATRIX.md
@@ -62,9 +66,10 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(NB_ENV) $(PY) -m pytest tests
 
-# Every notebook, as committed, in a fresh kernel, with the network cut: the whole course needs no network.
+# Every notebook, as committed, in a fresh kernel, with the network cut: the whole course needs no network. J notebooks
+# at once (pytest-xdist; loadfile keeps a notebook's cells on one worker, whose kernel they share), one thread each.
 nbval: $(STAMP)
-	$(NO_NET) $(PY) -m pytest --nbval-lax --nbval-current-env notebooks/
+	$(NO_NET) $(ONE_THREAD) $(PY) -m pytest -n $(J) --dist loadfile --nbval-lax --nbval-current-env notebooks/
 
 # A real client: JupyterLab + headless Chromium (Debian's package; Playwright drives it, no browser download).
 browser-test: $(STAMP)

@@ -73,8 +73,67 @@ def test_execute_skips_the_iri_checker_and_still_validates_notebooks() -> None:
 
 
 def test_notebook_env_points_at_build_dir(tmp_path: Path) -> None:
-    env = course.notebook_env(tmp_path, {"PATH": "/bin"})
+    env = course.notebook_env(tmp_path, {"PATH": "/bin", "OMP_NUM_THREADS": "8"})
     assert env[R.BUILD_DIR_ENV] == str(tmp_path) and env["MPLBACKEND"] == "Agg" and env["PATH"] == "/bin"
+    assert all(env[var] == str(course.THREADS_PER_NOTEBOOK) == "1" for var in course.THREAD_VARS)
+
+
+def test_longest_first_follows_the_last_wall_times(tmp_path: Path) -> None:
+    notebooks = [tmp_path / f"{n}.ipynb" for n in ("00_a", "01_b", "02_c", "03_new")]
+    for name, wall in (("00_a", 5.0), ("01_b", 40.0), ("02_c", 12.0)):
+        R.record_run_metrics(tmp_path, name, wall, 100.0)
+    assert [p.stem for p in course.longest_first(notebooks, tmp_path)] == ["03_new", "01_b", "02_c", "00_a"]
+    assert course.longest_first(notebooks, tmp_path / "empty") == notebooks  # nothing measured: as given
+
+
+TRAINER = """
+import torch
+from hubhelpers.results import Results
+torch.manual_seed(X)
+model = torch.nn.Sequential(torch.nn.Linear(384, 384), torch.nn.Tanh(), torch.nn.Linear(384, 1))
+opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+x, y = torch.randn(512, 384), torch.randn(512, 1)
+for _ in range(30):
+    loss = torch.nn.functional.mse_loss(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+res = Results(NAME)
+res.record("last_loss", loss.item())  # a Python float: results.json keeps every digit
+res.record("threads", torch.get_num_threads())
+"""
+
+
+def course_figures(argv: list[str]) -> dict:
+    """Run the course with `argv`; its figures per notebook, the runner's own measurements left out."""
+    assert course.main(argv) == 0
+    build = Path(argv[argv.index("--build-dir") + 1])
+    results = json.loads((build / "results.json").read_text())
+    return {nb: {k: v for k, v in r.items() if k not in course.RUN_METRICS} for nb, r in results.items()}
+
+
+@pytest.mark.timeout(600)
+def test_parallel_and_serial_runs_give_the_same_figures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nbdir = tmp_path / "notebooks"
+    for i in range(3):
+        write_notebook(nbdir / f"0{i}_train.ipynb", [TRAINER], params=f"X: int = {i}  # seed\nNAME: str = '0{i}_train'")
+    figures = {jobs: course_figures(["--notebooks", str(nbdir), "--build-dir", str(tmp_path / f"j{jobs}"),
+                                     "--jobs", str(jobs)]) for jobs in (1, 2)}
+    assert figures[1] == figures[2] and len(figures[1]) == 3
+    assert {r["threads"] for r in figures[1].values()} == {1}
+    assert len({r["last_loss"] for r in figures[1].values()}) == 3  # three seeds, three runs: the figures are real
+    # the check can fail: two math threads sum in another order, and the last digits of the loss move
+    monkeypatch.setattr(course, "THREADS_PER_NOTEBOOK", 2)
+    two = course_figures(["--notebooks", str(nbdir), "--build-dir", str(tmp_path / "threads2"), "--jobs", "1"])
+    assert {r["threads"] for r in two.values()} == {2}
+    assert [r["last_loss"] for r in two.values()] != [r["last_loss"] for r in figures[1].values()]
+
+
+@pytest.mark.timeout(600)
+def test_parallel_and_serial_course_runs_agree_on_real_notebooks(tmp_path: Path) -> None:
+    figures = {jobs: course_figures(["--only", "03", "09", "--build-dir", str(tmp_path / f"j{jobs}"),
+                                     "--jobs", str(jobs)]) for jobs in (1, 2)}
+    assert figures[1] == figures[2] and len(figures[1]) == 2
 
 
 def test_run_measured_reports_exit_wall_and_peak(tmp_path: Path) -> None:

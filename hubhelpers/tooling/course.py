@@ -6,6 +6,7 @@ Usage::
     python -m hubhelpers.tooling.course --only 00 03    # by number prefix, stem or glob
     python -m hubhelpers.tooling.course -p SEED 1 -y "MODEL: tinyworld"
     python -m hubhelpers.tooling.course -p MODEL path/to/model   # every notebook that has a MODEL parameter
+    python -m hubhelpers.tooling.course -j 1            # one notebook at a time (default: 2 at once, longest first)
 
 A plain run (the committed defaults: no parameters, the default notebooks and build folders) also rewrites the
 "measured effect" column of README's course map from build/results.json (``hubhelpers.tooling.effects``), for each
@@ -13,7 +14,9 @@ notebook that passed, so the map's numbers are always the last run's.
 
 Each notebook runs in its own papermill subprocess (a fresh kernel), so its wall time and peak
 resident memory can be measured; they are recorded into build/results.json beside the notebook's
-own figures. A failing notebook does not stop the others; the exit code is 1 if any failed.
+own figures. A failing notebook does not stop the others; the exit code is 1 if any failed. Two
+notebooks run at once by default (``-j``), each kernel with one math thread (THREADS_PER_NOTEBOOK),
+so a parallel run gives the same figures as a serial one.
 """
 
 from __future__ import annotations
@@ -38,6 +41,13 @@ from hubhelpers.tooling.conventions import notebooks_in, parameter_names
 from hubhelpers.tooling.sync import update_readme_column
 
 RUN_METRICS = ("wall_s", "peak_rss_mb")
+# Math threads of every notebook kernel, whatever the number of parallel jobs: a float sum's order (and so a
+# fine-tune's last digits, and sometimes a greedy answer) depends on the thread count, so a fixed count gives the
+# same figures serial or parallel, on any number of cores. On these small models a second thread inside one
+# notebook buys less than a second notebook at once (make bench measures both).
+THREADS_PER_NOTEBOOK = 1
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+DEFAULT_JOBS = min(2, os.cpu_count() or 1)
 POLL_S = 0.2
 MB = 1024 * 1024
 LOG_TAIL_LINES = 25
@@ -90,6 +100,8 @@ def add_run_options(parser: argparse.ArgumentParser, build_default: str = "build
     parser.add_argument("--kernel", default="python3", help="kernel name (default: python3 of this env)")
     parser.add_argument("--timeout", type=float, default=None, help="wall-clock limit per notebook, s")
     parser.add_argument("--cell-timeout", type=int, default=None, help="papermill per-cell limit, s")
+    parser.add_argument("-j", "--jobs", type=int, default=DEFAULT_JOBS,
+                        help=f"notebooks run at once, longest first (default: {DEFAULT_JOBS}; 1: one after another)")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -170,9 +182,10 @@ def papermill_command(
 
 
 def notebook_env(build_dir: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Return the environment a notebook runs in: figures to ``build_dir``, headless plots."""
+    """Return the environment a notebook runs in: figures to ``build_dir``, headless plots, fixed math threads."""
     env = dict(os.environ if base is None else base)
     env[R.BUILD_DIR_ENV] = str(build_dir)
+    env.update(dict.fromkeys(THREAD_VARS, str(THREADS_PER_NOTEBOOK)))
     env.setdefault("MPLBACKEND", "Agg")
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
@@ -359,21 +372,40 @@ def log_tail(log: Path, n: int = LOG_TAIL_LINES) -> str:
 
 
 # --------------------------------------------------------------------------- main
+def longest_first(notebooks: Sequence[Path], build_dir: Path) -> list[Path]:
+    """``notebooks`` by their last recorded wall time, longest first (unmeasured ones first, then in order), so that
+    parallel jobs do not end with one long notebook running alone."""
+    last = R.load_results(build_dir)
+    return sorted(notebooks, key=lambda nb: -last.get(nb.stem, {}).get("wall_s", float("inf")))
+
+
 def run_course(
-    notebooks: Sequence[Path], build_dir: Path, kernel: str, extra: Sequence[str], **limits: Any
+    notebooks: Sequence[Path], build_dir: Path, kernel: str, extra: Sequence[str], jobs: int = 1, **limits: Any
 ) -> list[RunResult]:
-    """Run ``notebooks`` in order with a progress bar; never stop at a failure."""
+    """Run ``notebooks``, ``jobs`` at a time (longest first), with a progress bar; never stop at a failure.
+
+    Each notebook is its own papermill process with THREADS_PER_NOTEBOOK math threads, so the figures do not depend
+    on ``jobs``; results.json is written under a lock. The runs are returned in the order of ``notebooks``.
+    """
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
     from tqdm.auto import tqdm
 
-    runs: list[RunResult] = []
-    bar = tqdm(notebooks, desc="course", unit="notebook", file=sys.stderr)
-    for notebook in bar:
-        bar.set_postfix_str(notebook.stem)
-        run = run_notebook(notebook, build_dir, kernel, extra, **limits)
-        mark = "ok  " if run.ok else "FAIL"
-        bar.write(f"{mark} {run.name:<32} {run.wall_s:8.1f} s {run.peak_rss_mb:8.0f} MB", file=sys.stderr)
-        runs.append(run)
-    return runs
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    bar = tqdm(total=len(notebooks), desc=f"course ({jobs} at a time)", unit="notebook", file=sys.stderr)
+    done: dict[str, RunResult] = {}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(run_notebook, nb, build_dir, kernel, extra, **limits)
+                   for nb in longest_first(notebooks, build_dir)]
+        for future in as_completed(futures):
+            run = future.result()
+            mark = "ok  " if run.ok else "FAIL"
+            bar.write(f"{mark} {run.name:<32} {run.wall_s:8.1f} s {run.peak_rss_mb:8.0f} MB", file=sys.stderr)
+            bar.update()
+            done[run.name] = run
+    bar.close()
+    return [done[nb.stem] for nb in notebooks]
 
 
 def summarize(runs: Sequence[RunResult], report: Path) -> int:
@@ -424,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{sorted(all_parameters(notebooks))}", file=sys.stderr)
         return 2
     limits = {"timeout": args.timeout, "cell_timeout": args.cell_timeout}
-    runs = run_course(notebooks, build_dir, args.kernel, papermill_parameters(args), **limits)
+    runs = run_course(notebooks, build_dir, args.kernel, papermill_parameters(args), args.jobs, **limits)
     code = summarize(runs, write_report(runs, build_dir))
     if is_default_run(args) and (root / "README.md").is_file():
         try:

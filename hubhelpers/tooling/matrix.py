@@ -229,7 +229,7 @@ def run_model(model: MatrixModel, root: Path, only: Sequence[str]) -> dict[str, 
     model_dir, build_dir = root / model.name / "model", root / model.name / "build"
     notebooks = course.discover_notebooks((R.find_project_root() or Path.cwd()) / "notebooks", only)
     takes_model = [nb for nb in notebooks if takes_causal_model(nb)]
-    runs = course.run_course(takes_model, build_dir, "python3", ["-p", "MODEL", str(model_dir)])
+    runs = course.run_course(takes_model, build_dir, "python3", ["-p", "MODEL", str(model_dir)], course.DEFAULT_JOBS)
     course.write_report(runs, build_dir)
     bands = R.load_bands(build_dir)
     column = {nb.stem: NO_MODEL for nb in notebooks if nb not in takes_model}

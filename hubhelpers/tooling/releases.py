@@ -310,7 +310,7 @@ def run_latest(args: argparse.Namespace, project: Path, lock: Path) -> int:
     baseline = build if args.seed is None else build / seeds.SEEDS_DIR / f"seed{args.seed}"
     require_baseline(baseline)
     extra = [] if args.seed is None else ["-p", "SEED", str(args.seed)]
-    runs = course.run_course(notebooks, latest_dir, args.kernel, extra, timeout=args.timeout,
+    runs = course.run_course(notebooks, latest_dir, args.kernel, extra, args.jobs, timeout=args.timeout,
                              cell_timeout=args.cell_timeout)
     course.write_report(runs, latest_dir)
     bands = R.load_bands(latest_dir)

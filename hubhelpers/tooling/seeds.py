@@ -269,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not any("SEED" in course.declared_parameters(nb) for nb in notebooks):
         print("error: no selected notebook declares a SEED parameter", file=sys.stderr)
         return 2
-    limits = {"timeout": args.timeout, "cell_timeout": args.cell_timeout}
+    limits = {"timeout": args.timeout, "cell_timeout": args.cell_timeout, "jobs": args.jobs}
     runs_by_seed: dict[int, list[course.RunResult]] = {}
     for seed in ([] if args.report_only else tqdm(seeds, desc="seeds", unit="seed", file=sys.stderr)):
         runs_by_seed[seed] = run_seed(seed, notebooks, root, args.kernel, **limits)
