@@ -24,14 +24,42 @@ def test_notebook_rows_apply_each_budget():
     assert not rows["08_quantization"]["ok"]  # fast, but above 3 GB
 
 
+def test_budgets_are_judged_on_normalised_time():
+    # a machine twice as slow as the calibration one: 130 s here is 65 s there, within 120
+    slow = {row["name"]: row for row in B.notebook_rows(RESULTS, speed=0.5)}
+    assert slow["12_catastrophic_forgetting"]["ok"] and slow["12_catastrophic_forgetting"]["normalised_s"] == 65.0
+    assert slow["12_catastrophic_forgetting"]["wall_s"] == 130.0  # the measured seconds are kept
+    # a machine 1.5x faster: 70 s here is 105 s there, over 90
+    fast = B.notebook_rows({"05_x": {"wall_s": 70.0, "peak_rss_mb": 500.0}}, speed=1.5)[0]
+    assert fast["normalised_s"] == 105.0 and not fast["ok"]
+    budgets = B.Budgets()
+    assert B.speed_factor(budgets.reference_s * 2, budgets) == 0.5
+    with pytest.raises(ValueError, match="reference_s must be positive"):
+        B.speed_factor(0.0, budgets)
+
+
 def test_course_total_and_budgets_met():
     rows = B.notebook_rows(RESULTS)
-    total = B.course_total(rows)
-    assert total["wall_s"] == 311.0 and total["ok"]
+    total = B.course_total(rows, parallel_s=200.0, jobs=2)
+    assert total["serial_s"] == 311.0 and total["parallel_s"] == 200.0 and total["speedup"] == 1.55
+    assert total["parallel_peak_bound_mb"] == 5200.0  # the two largest peaks: 4000 + 1200
+    assert total["ok"]
+    assert not B.course_total(rows, parallel_s=200.0, jobs=2, speed=2.5)["ok"]  # 500 s normalised, over 480
+    assert not B.course_total(rows, parallel_s=None, jobs=2)["ok"]  # not run is not a pass
+    heavy = B.notebook_rows({"a": {"wall_s": 1.0, "peak_rss_mb": 3000.0}, "b": {"wall_s": 1.0, "peak_rss_mb": 3200.0}})
+    assert not B.course_total(heavy, parallel_s=1.0, jobs=2)["ok"]  # 6200 MB at once, over 6144
     assert not B.budgets_met({"notebooks": rows, "course": total})
     fine = [row for row in rows if row["ok"]]
-    assert B.budgets_met({"notebooks": fine, "course": B.course_total(fine)})
-    assert not B.course_total([])["ok"]  # nothing measured is not a pass
+    assert B.budgets_met({"notebooks": fine, "course": B.course_total(fine, 100.0, 2)})
+    assert not B.course_total([], 1.0, 2)["ok"]  # nothing measured is not a pass
+
+
+def test_reference_workload_is_timed_with_one_thread_and_restores_the_count():
+    threads = torch.get_num_threads()
+    seconds = B.reference_seconds(steps=2, repeats=3, batch_size=2)
+    assert seconds > 0 and torch.get_num_threads() == threads
+    with pytest.raises(ValueError, match="steps"):
+        B.reference_seconds(steps=0)
 
 
 def test_compare_gives_ratios_of_shared_numeric_figures():
@@ -54,11 +82,15 @@ def test_update_readme_rewrites_only_the_cpu_time_column():
 
 
 def test_render_table_marks_missed_budgets():
-    rows = B.notebook_rows(RESULTS)
-    bench = {"budgets": {"peak_mb": 3072.0}, "notebooks": rows, "course": B.course_total(rows)}
+    rows = B.notebook_rows(RESULTS, speed=0.9)
+    bench = {"budgets": {"peak_mb": 3072.0}, "notebooks": rows, "course": B.course_total(rows, 200.0, 2, speed=0.9),
+             "reference": {"seconds": 1.1, "calibration_s": 0.99, "speed_factor": 0.9}}
     table = B.render_table(bench, {"notebooks.11_rlhf.wall_s": 1.2})
-    assert "| 12_catastrophic_forgetting | 130.0 s, 900 MB | ≤ 120 s, ≤ 3072 MB | **NO** |" in table
-    assert "| 11_rlhf | 110.0 s, 1200 MB | ≤ 120 s, ≤ 3072 MB | yes | 1.2 |" in table
+    assert "| reference workload | 1.100 s (calibration 0.990 s: times here count ×0.90) |" in table
+    assert "| 12_catastrophic_forgetting | 130.0 s (117.0 s), 900 MB | ≤ 120 s, ≤ 3072 MB | yes |" in table  # normalised
+    assert "| 08_quantization | 50.0 s (45.0 s), 4000 MB | ≤ 90 s, ≤ 3072 MB | **NO** |" in table
+    assert "| 11_rlhf | 110.0 s (99.0 s), 1200 MB | ≤ 120 s, ≤ 3072 MB | yes | 1.2 |" in table
+    assert "| whole course, 2 at a time | 200 s (180 s), speed-up 1.55×; memory ≤ 5200 MB |" in table
 
 
 def test_minimal_gpt_is_causal_and_learns():
@@ -87,3 +119,9 @@ def test_training_throughput_reports_both_paths():
     assert 0.5 < sum(out["phase_fraction"].values()) <= 1.0
     with pytest.raises(ValueError, match="steps"):
         B.training_throughput(steps=2)
+
+
+@pytest.mark.timeout(300)
+def test_fixed_cost_runs_a_lesson_free_notebook():
+    seconds = B.fixed_cost_seconds()
+    assert 0.5 < seconds < 120  # a kernel start and imports: seconds, not minutes
