@@ -87,7 +87,7 @@ def test_render_table_marks_missed_budgets():
              "reference": {"seconds": 1.1, "calibration_s": 0.99, "speed_factor": 0.9}}
     table = B.render_table(bench, {"notebooks.11_rlhf.wall_s": 1.2})
     assert "| reference workload | 1.100 s (calibration 0.990 s: times here count ×0.90) |" in table
-    assert "| 12_catastrophic_forgetting | 130.0 s (117.0 s), 900 MB | ≤ 120 s, ≤ 3072 MB | yes |" in table  # normalised
+    assert "| 12_catastrophic_forgetting | 130.0 s (117.0 s), 900 MB | ≤ 120 s, ≤ 3072 MB | yes |" in table
     assert "| 08_quantization | 50.0 s (45.0 s), 4000 MB | ≤ 90 s, ≤ 3072 MB | **NO** |" in table
     assert "| 11_rlhf | 110.0 s (99.0 s), 1200 MB | ≤ 120 s, ≤ 3072 MB | yes | 1.2 |" in table
     assert "| whole course, 2 at a time | 200 s (180 s), speed-up 1.55×; memory ≤ 5200 MB |" in table
