@@ -46,6 +46,8 @@ def test_course_total_and_budgets_met():
     assert total["ok"]
     assert not B.course_total(rows, parallel_s=200.0, jobs=2, speed=2.5)["ok"]  # 500 s normalised, over 480
     assert not B.course_total(rows, parallel_s=None, jobs=2)["ok"]  # not run is not a pass
+    alone = B.course_total(rows, parallel_s=200.0, jobs=2, serial_rows=False)  # rows from the parallel run itself
+    assert alone["serial_s"] is None and alone["speedup"] is None and alone["ok"]
     heavy = B.notebook_rows({"a": {"wall_s": 1.0, "peak_rss_mb": 3000.0}, "b": {"wall_s": 1.0, "peak_rss_mb": 3200.0}})
     assert not B.course_total(heavy, parallel_s=1.0, jobs=2)["ok"]  # 6200 MB at once, over 6144
     assert not B.budgets_met({"notebooks": rows, "course": total})
