@@ -84,6 +84,10 @@ def test_longest_first_follows_the_last_wall_times(tmp_path: Path) -> None:
         R.record_run_metrics(tmp_path, name, wall, 100.0)
     assert [p.stem for p in course.longest_first(notebooks, tmp_path)] == ["03_new", "01_b", "02_c", "00_a"]
     assert course.longest_first(notebooks, tmp_path / "empty") == notebooks  # nothing measured: as given
+    main = tmp_path / "main"
+    R.record_run_metrics(main, "03_new", 20.0, 100.0)
+    R.record_run_metrics(main, "00_a", 99.0, 100.0)  # the first folder's time wins
+    assert [p.stem for p in course.longest_first(notebooks, tmp_path, main)] == ["01_b", "03_new", "02_c", "00_a"]
 
 
 TRAINER = """

@@ -372,11 +372,16 @@ def log_tail(log: Path, n: int = LOG_TAIL_LINES) -> str:
 
 
 # --------------------------------------------------------------------------- main
-def longest_first(notebooks: Sequence[Path], build_dir: Path) -> list[Path]:
-    """``notebooks`` by their last recorded wall time, longest first (unmeasured ones first, then in order), so that
-    parallel jobs do not end with one long notebook running alone."""
-    last = R.load_results(build_dir)
-    return sorted(notebooks, key=lambda nb: -last.get(nb.stem, {}).get("wall_s", float("inf")))
+def longest_first(notebooks: Sequence[Path], *build_dirs: Path) -> list[Path]:
+    """``notebooks`` by their last recorded wall time, longest first, so that parallel jobs do not end with one long
+    notebook running alone: each notebook's time from the first of ``build_dirs`` that recorded one (a seed's folder,
+    then the main build), unmeasured notebooks first, ties in the given order."""
+    results = [R.load_results(d) for d in build_dirs]
+
+    def last_wall(nb: Path) -> float:
+        return next((r[nb.stem]["wall_s"] for r in results if "wall_s" in r.get(nb.stem, {})), float("inf"))
+
+    return sorted(notebooks, key=lambda nb: -last_wall(nb))
 
 
 def run_course(
@@ -397,7 +402,7 @@ def run_course(
     done: dict[str, RunResult] = {}
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(run_notebook, nb, build_dir, kernel, extra, **limits)
-                   for nb in longest_first(notebooks, build_dir)]
+                   for nb in longest_first(notebooks, build_dir, R.find_build_dir())]
         for future in as_completed(futures):
             run = future.result()
             mark = "ok  " if run.ok else "FAIL"
