@@ -148,6 +148,14 @@ def test_run_measured_reports_exit_wall_and_peak(tmp_path: Path) -> None:
     assert rc == 3
 
 
+def test_run_measured_does_not_lend_the_runners_memory_to_the_child(tmp_path: Path) -> None:
+    ballast = bytearray(600 * 2**20)  # the runner's own high-water mark, far above the child's
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    rc, _, peak, _ = course.run_measured([sys.executable, "-c", "import time; time.sleep(0.3)"], {}, tmp_path / "log")
+    assert rc == 0 and peak < 300, peak  # a bare interpreter, not the runner's 600 MB
+    del ballast
+
+
 def test_run_measured_timeout_kills(tmp_path: Path) -> None:
     rc, wall, _, timed_out = course.run_measured(
         [sys.executable, "-c", "import time; time.sleep(30)"], {}, tmp_path / "log", timeout=0.5

@@ -230,8 +230,13 @@ def run_measured(
     """Run ``cmd`` logging to ``log``; return (exit code, wall s, peak RSS MB, timed out).
 
     Peak RSS is the larger of the sampled process-tree total of the kernel side and the largest
-    single-process ``ru_maxrss`` that ``os.wait4`` reports for the run (it catches short spikes).
+    single-process ``ru_maxrss`` that ``os.wait4`` reports for the run (it catches short spikes). A child's
+    ``ru_maxrss`` starts from its parent's at the fork (Linux keeps the high-water mark across exec), so it counts
+    only above the runner's own: a runner that loaded torch (the bench) would otherwise lend it to every notebook.
     """
+    import resource
+
+    inherited = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start, peak, timed_out = time.perf_counter(), 0, False
     with log.open("wb") as sink:
         proc = subprocess.Popen(list(cmd), env=dict(env), stdout=sink, stderr=subprocess.STDOUT)
@@ -246,7 +251,7 @@ def run_measured(
             time.sleep(POLL_S)
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - start
-    maxrss = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    maxrss = (usage.ru_maxrss if usage.ru_maxrss > inherited else 0) * (1 if sys.platform == "darwin" else 1024)
     return proc.returncode, wall, max(peak, maxrss) / MB, timed_out
 
 
