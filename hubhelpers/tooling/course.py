@@ -209,6 +209,29 @@ def tree_rss_bytes(pid: int) -> int:
     return total
 
 
+def tree_hwm_bytes(pid: int) -> int:
+    """The largest RSS high-water mark (Linux's VmHWM, reset at exec) of ``pid`` and its descendants; 0 elsewhere.
+
+    A high-water mark keeps a spike between two polls, as long as the process is still alive at the next one.
+    """
+    import psutil
+
+    try:
+        pids = [pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))]
+    except psutil.Error:
+        return 0
+    best = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/status", encoding="ascii") as status:
+                line = next((x for x in status if x.startswith("VmHWM:")), "")
+        except OSError:
+            continue
+        if line:
+            best = max(best, int(line.split()[1]) * 1024)  # kB
+    return best
+
+
 def _kill_tree(pid: int) -> None:
     """Kill process ``pid`` and all its descendants."""
     import psutil
@@ -229,10 +252,11 @@ def run_measured(
 ) -> tuple[int, float, float, bool]:
     """Run ``cmd`` logging to ``log``; return (exit code, wall s, peak RSS MB, timed out).
 
-    Peak RSS is the larger of the sampled process-tree total of the kernel side and the largest
-    single-process ``ru_maxrss`` that ``os.wait4`` reports for the run (it catches short spikes). A child's
-    ``ru_maxrss`` starts from its parent's at the fork (Linux keeps the high-water mark across exec), so it counts
-    only above the runner's own: a runner that loaded torch (the bench) would otherwise lend it to every notebook.
+    Peak RSS is the largest of the sampled process-tree total of the kernel side, the largest single-process
+    high-water mark sampled from /proc (VmHWM: it keeps spikes between polls), and the ``ru_maxrss`` that
+    ``os.wait4`` reports for the run. A child's ``ru_maxrss`` starts from its parent's at the fork (Linux keeps it
+    across exec), so it counts only above the runner's own: a runner that loaded torch (the bench) would otherwise
+    lend it to every notebook.
     """
     import resource
 
@@ -244,7 +268,7 @@ def run_measured(
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
-            peak = max(peak, tree_rss_bytes(proc.pid))
+            peak = max(peak, tree_rss_bytes(proc.pid), tree_hwm_bytes(proc.pid))
             if timeout is not None and time.perf_counter() - start > timeout and not timed_out:
                 timed_out = True
                 _kill_tree(proc.pid)
