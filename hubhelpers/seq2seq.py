@@ -184,12 +184,18 @@ def encode_pairs(tokenizer, sources: Sequence[str], targets: Sequence[str], max_
                       for s, t in zip(sources, targets)], tokenizer.pad_token_id)
 
 
-def seq2seq_loss(model, batch: dict):
-    """Cross-entropy of the targets, averaged over each example's tokens, then over examples (as training.py)."""
+def token_nll(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """(NLL of every target token, 0 on padding; the labels), both (batch, target length), on the model's device."""
     batch = {k: v.to(model.device) for k, v in batch.items()}
     logits = model(**batch).logits  # (batch, target length, vocab); T5 shifts the labels right itself
-    labels = batch["labels"]
-    nll = F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none")
+    nll = F.cross_entropy(logits.float().transpose(1, 2), batch["labels"], ignore_index=IGNORE_INDEX,
+                          reduction="none")
+    return nll, batch["labels"]
+
+
+def seq2seq_loss(model, batch: dict):
+    """Cross-entropy of the targets, averaged over each example's tokens, then over examples (as training.py)."""
+    nll, labels = token_nll(model, batch)
     scored = (labels != IGNORE_INDEX).sum(1).clamp(min=1)
     return (nll.sum(1) / scored).mean()
 
@@ -257,11 +263,8 @@ def target_logprobs(model, tokenizer, sources: Sequence[str], targets: Sequence[
     out: list[float] = []
     for chunk in batches(list(zip(sources, targets)), batch_size):
         batch = encode_pairs(tokenizer, [s for s, _ in chunk], [t for _, t in chunk], max_source, max_target)
-        batch = {k: v.to(model.device) for k, v in batch.items()}
         with torch.inference_mode():
-            logits = model(**batch).logits  # (batch, target length, vocab)
-        nll = F.cross_entropy(logits.float().transpose(1, 2), batch["labels"], ignore_index=IGNORE_INDEX,
-                              reduction="none")
+            nll, _ = token_nll(model, batch)
         out += (-nll.sum(1)).tolist()
     return out
 

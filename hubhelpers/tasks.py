@@ -219,6 +219,7 @@ TOPICS = {
     "animals": ("cat", "dog", "owl", "goat", "horse", "rabbit"),
     "weather": ("rain", "snow", "wind", "storm", "sun", "fog"),
 }
+TOPIC_LABELS = tuple(sorted(TOPICS))  # the four topics, in a fixed order
 # Every text names a word of the labelled topic ({w}) *and* a word of another topic ({d}); which one the letter is
 # about is said by negation and word order ("about the w, not the d", "not about the d but about the w"), so the
 # words alone do not give the label: a bag of words, or an embedding that mostly averages them, is near 0.5.
@@ -242,7 +243,7 @@ def classification_texts(world: World, n: int, seed: int = 0, split: str = "trai
     """
     check_int("n", n)
     rng = random.Random(f"classify-{split}-{seed}")
-    labels = sorted(TOPICS)
+    labels = list(TOPIC_LABELS)
     out = []
     for _ in range(n):
         label = rng.choice(labels)
@@ -312,7 +313,6 @@ def _answer(world: World, rng: random.Random, split: str) -> dict:
 CLUSTER_MAKERS = {"summarise": _summarise, "classify": _classify, "extract": _extract, "answer": _answer}
 
 
-TOPIC_LABELS = tuple(sorted(TOPICS))
 _PAIR = re.compile(r"[a-z]+: [A-Za-z]+")
 
 

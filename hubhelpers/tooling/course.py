@@ -192,44 +192,36 @@ def notebook_env(build_dir: Path, base: Mapping[str, str] | None = None) -> dict
 
 
 # --------------------------------------------------------------------------- measured execution
-def tree_rss_bytes(pid: int) -> int:
-    """Return the summed RSS of the descendants of ``pid`` (the kernel and its children)."""
+def tree_memory_bytes(pid: int) -> tuple[int, int]:
+    """(summed RSS of the descendants of ``pid``: the kernel and its children, the largest RSS high-water mark of
+    ``pid`` and its descendants), from one walk of the process tree; (0, 0) once ``pid`` is gone.
+
+    The high-water mark is Linux's VmHWM (reset at exec; 0 where /proc has none): it keeps a spike between two
+    polls, as long as the process is still alive at the next one.
+    """
     import psutil
 
     try:
         children = psutil.Process(pid).children(recursive=True)
     except psutil.Error:
-        return 0
+        return 0, 0
     total = 0
     for child in children:
         try:
             total += child.memory_info().rss
         except psutil.Error:
             continue
-    return total
+    return total, max(_hwm_bytes(p) for p in [pid, *(c.pid for c in children)])
 
 
-def tree_hwm_bytes(pid: int) -> int:
-    """The largest RSS high-water mark (Linux's VmHWM, reset at exec) of ``pid`` and its descendants; 0 elsewhere.
-
-    A high-water mark keeps a spike between two polls, as long as the process is still alive at the next one.
-    """
-    import psutil
-
+def _hwm_bytes(pid: int) -> int:
+    """Process ``pid``'s RSS high-water mark from /proc/<pid>/status (VmHWM), or 0 where there is none."""
     try:
-        pids = [pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))]
-    except psutil.Error:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            line = next((x for x in status if x.startswith("VmHWM:")), "")
+    except OSError:
         return 0
-    best = 0
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/status", encoding="ascii") as status:
-                line = next((x for x in status if x.startswith("VmHWM:")), "")
-        except OSError:
-            continue
-        if line:
-            best = max(best, int(line.split()[1]) * 1024)  # kB
-    return best
+    return int(line.split()[1]) * 1024 if line else 0  # kB
 
 
 def _kill_tree(pid: int) -> None:
@@ -268,7 +260,7 @@ def run_measured(
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
-            peak = max(peak, tree_rss_bytes(proc.pid), tree_hwm_bytes(proc.pid))
+            peak = max(peak, *tree_memory_bytes(proc.pid))
             if timeout is not None and time.perf_counter() - start > timeout and not timed_out:
                 timed_out = True
                 _kill_tree(proc.pid)
