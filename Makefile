@@ -18,7 +18,7 @@ NB_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 MPLBACKE
 NO_NET := unshare -rn sh -c 'ip link set lo up && exec "$$@"' sh env -u HF_HUB_OFFLINE -u TRANSFORMERS_OFFLINE \
           -u HF_DATASETS_OFFLINE MPLBACKEND=Agg
 
-.PHONY: install course seeds models bench test lint unit nbval browser-test lab sync-notebooks lock latest base-model base-model-t5 card-emissions clean distclean
+.PHONY: install course seeds models bench test lint unit nbval browser-test book book-test lab sync-notebooks lock latest base-model base-model-t5 card-emissions clean distclean
 
 install: $(STAMP)
 
@@ -72,9 +72,21 @@ nbval: $(STAMP)
 	$(NO_NET) $(ONE_THREAD) $(PY) -m pytest -n $(J) --dist loadfile --nbval-lax --nbval-current-env notebooks/
 
 # A real client: JupyterLab + headless Chromium (Debian's package; Playwright drives it, no browser download).
+CHROMIUM_INSTALLED := command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q \
+                      --no-install-recommends chromium; }
 browser-test: $(STAMP)
-	command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q --no-install-recommends chromium; }
-	$(NB_ENV) $(PY) -m pytest tests_browser
+	$(CHROMIUM_INSTALLED)
+	$(NB_ENV) $(PY) -m pytest tests_browser --ignore=tests_browser/test_book.py
+
+# The course as a website in build/book/: Sphinx + MyST-NB render build/executed/ (make course's executed notebooks,
+# outputs and plots included; the course runs first where one is missing or older than its source), with the
+# network cut. book-test opens every page in headless Chromium (images, links, console, provenance, search).
+book: $(STAMP)
+	$(NO_NET) $(PY) -m hubhelpers.tooling.book --jobs $(J)
+
+book-test: book
+	$(CHROMIUM_INSTALLED)
+	$(NO_NET) $(PY) -m pytest tests_browser/test_book.py
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from hubhelpers import results as R
+from hubhelpers.runtime import REPORTED_PACKAGES, package_version
 from hubhelpers.tooling import effects
 from hubhelpers.tooling.conventions import notebooks_in, parameter_names
 from hubhelpers.tooling.sync import update_readme_column
@@ -51,6 +52,11 @@ DEFAULT_JOBS = min(2, os.cpu_count() or 1)
 POLL_S = 0.2
 MB = 1024 * 1024
 LOG_TAIL_LINES = 25
+# The kernel's own headless backend: plt.show() leaves each plot in the executed notebook as a PNG (make book shows
+# them), where Agg, a sound choice for scripts, would leave none. Figures saved by Results.savefig are the same.
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+PROVENANCE_FILE = "provenance.json"  # in the build folder: for each notebook, where and with what it last ran
+PROVENANCE_PACKAGES = ("torch", *REPORTED_PACKAGES, "papermill")
 
 
 @dataclass(frozen=True)
@@ -182,11 +188,11 @@ def papermill_command(
 
 
 def notebook_env(build_dir: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Return the environment a notebook runs in: figures to ``build_dir``, headless plots, fixed math threads."""
+    """Return the environment a notebook runs in: figures to ``build_dir``, inline plots, fixed math threads."""
     env = dict(os.environ if base is None else base)
     env[R.BUILD_DIR_ENV] = str(build_dir)
     env.update(dict.fromkeys(THREAD_VARS, str(THREADS_PER_NOTEBOOK)))
-    env.setdefault("MPLBACKEND", "Agg")
+    env["MPLBACKEND"] = INLINE_BACKEND  # whatever the caller's (make sets Agg for scripts)
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
@@ -448,6 +454,43 @@ def summarize(runs: Sequence[RunResult], report: Path) -> int:
     return 0
 
 
+def git_commit(root: Path) -> str:
+    """The checked-out commit (short hash), with ' + uncommitted changes' when tracked files differ; '' outside git."""
+    def git(*cmd: str) -> str:
+        done = subprocess.run(["git", "-C", str(root), *cmd], capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+    commit = git("rev-parse", "--short=12", "HEAD")
+    dirty = commit and git("status", "--porcelain", "--untracked-files=no")
+    return commit + (" + uncommitted changes" if dirty else "")
+
+
+def cpu_model() -> str:
+    """The processor's model name from /proc/cpuinfo, else platform.processor() (may be '')."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def run_provenance(root: Path, parameters: Sequence[str]) -> dict[str, Any]:
+    """Where and with what a course run executes: date, commit, machine, package versions, papermill parameters."""
+    return {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": git_commit(root),
+            "python": platform.python_version(), "platform": platform.platform(terse=True), "cpu": cpu_model(),
+            "cpus": os.cpu_count() or 1, "packages": {n: package_version(n) for n in PROVENANCE_PACKAGES},
+            "parameters": list(parameters)}
+
+
+def write_provenance(build_dir: Path, notebooks: Sequence[Path], provenance: Mapping[str, Any]) -> Path:
+    """Record `provenance` for each of `notebooks` in build_dir/provenance.json, keeping the others' entries."""
+    path = build_dir / PROVENANCE_FILE
+    known = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    R.write_json_atomic(path, {**known, **{nb.stem: dict(provenance) for nb in notebooks}})
+    return path
+
+
 def is_default_run(args: argparse.Namespace) -> bool:
     """True for a run of the committed defaults: no parameters, the default notebooks and build folders."""
     return not papermill_parameters(args) and args.notebooks is None and args.build_dir is None
@@ -482,6 +525,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{sorted(all_parameters(notebooks))}", file=sys.stderr)
         return 2
     limits = {"timeout": args.timeout, "cell_timeout": args.cell_timeout}
+    build_dir.mkdir(parents=True, exist_ok=True)
+    write_provenance(build_dir, notebooks, run_provenance(root, papermill_parameters(args)))
     runs = run_course(notebooks, build_dir, args.kernel, papermill_parameters(args), args.jobs, **limits)
     code = summarize(runs, write_report(runs, build_dir))
     if is_default_run(args) and (root / "README.md").is_file():
