@@ -73,7 +73,7 @@ EFFECTS: dict[str, str] = {
           "{preferred_rate_after_batch_mean:.2f}); λ and β sweeps (KL {sweep_beta_kl[0]:.0f} / "
           "{sweep_beta_kl[1.5]:.1f} / {sweep_beta_kl[3]:.1f} at β = 0 / 1.5 / 3); without KL well-formed replies fall "
           "{wellformed_rate[with KL]:.2f} → {wellformed_rate[without KL]:.2f} (reward hacking); DPO preference "
-          "{dpo_pref_rate_before:.2f} → {dpo_pref_rate_after:.2f}; at λ = 0 r_env changes "
+          "{dpo_pref_rate_before:.2f} → {dpo_pref_rate_after:.2f} on style pairs; at λ = 0 r_env changes "
           "{lambda0_r_env_change[trained-on people]:+.2f} "
           "on trained-on and {lambda0_r_env_change[held-out people]:+.2f} on held-out people; PPO's clipped objective "
           "checked by autograd",
