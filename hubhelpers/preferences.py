@@ -11,6 +11,7 @@ The reward model lives in `reward`, the policy-gradient loop in `rl`, DPO in `dp
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from collections.abc import Callable, Sequence
@@ -142,6 +143,13 @@ def style_pattern(style: str, name: str, relation: str) -> str:
     return pattern
 
 
+@functools.lru_cache(maxsize=8192)
+def style_regex(style: str, name: str, relation: str) -> re.Pattern:
+    """`style_pattern`, compiled once: the judge runs on every sampled reply, about hundreds of people, and re's own
+    cache (512 patterns) would recompile them over and over."""
+    return re.compile(style_pattern(style, name, relation))
+
+
 def style_of(example: dict, reply: str) -> str:
     """Which style a reply is in (one of STYLES, or 'other'): its exact shape, stating any value of the relation.
 
@@ -149,7 +157,7 @@ def style_of(example: dict, reply: str) -> str:
     """
     text = reply.strip()
     for style in STYLES:
-        if re.fullmatch(style_pattern(style, example["name"], example["relation"]), text):
+        if style_regex(style, example["name"], example["relation"]).fullmatch(text):
             return style
     return "other"
 
