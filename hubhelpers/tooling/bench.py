@@ -63,8 +63,10 @@ class Budgets:
     """The course's performance budgets, in seconds on the calibration machine (2 cores, this project's CI kind)."""
 
     notebook_s: float = 90.0  # each notebook run alone (--jobs 1)
+    # 11 alone over the issue's 90 s: six policy-gradient runs and nine evaluations on 800 sampled replies, each
+    # needed by a band (see README); 12 has met the 90 s budget since its own exception was dropped
     long_notebook_s: float = 120.0
-    long_notebooks: tuple[str, ...] = ("11_rlhf", "12_catastrophic_forgetting")
+    long_notebooks: tuple[str, ...] = ("11_rlhf",)
     course_s: float = 480.0  # the whole course, parallel (--jobs 2)
     peak_mb: float = 3072.0  # each notebook
     parallel_peak_mb: float = 6144.0  # two notebooks at once (bounded by the sum of the two largest peaks)
