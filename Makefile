@@ -79,7 +79,7 @@ browser-test: $(STAMP)
 	$(NB_ENV) $(PY) -m pytest tests_browser --ignore=tests_browser/test_book.py
 
 # The course as a website in build/book/: Sphinx + MyST-NB render build/executed/ (make course's executed notebooks,
-# outputs and plots included; the course runs first where one is missing or older than its source), with the
+# outputs and plots included; a notebook whose executed copy is missing or older than its source runs first), with the
 # network cut. book-test opens every page in headless Chromium (images, links, console, provenance, search).
 book: $(STAMP)
 	$(NO_NET) $(PY) -m hubhelpers.tooling.book --jobs $(J)

@@ -47,8 +47,8 @@ def _project(tmp_path: Path, executed_plot: bool = True) -> tuple[Path, Path]:
     executed.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipython3"}  # as papermill leaves it
     (build / "executed").mkdir(parents=True)
     nbformat.write(executed, build / "executed" / "00_start_here.ipynb")
-    (build / "REPORT.md").write_text("# report\n\n[executed notebook](executed/00_start_here.ipynb) · "
-                                     "[log](executed/00_start_here.log)\n", encoding="utf-8")
+    (build / "executed" / "00_start_here.log").write_text("ran\n", encoding="utf-8")
+    (build / "results.json").write_text(json.dumps({"00_start_here": {"wall_s": 1.5, "peak_rss_mb": 100.0}}))
     prov = {"date": "2026-01-01 00:00 UTC", "commit": "abc123", "cpu": "a CPU", "cpus": 2, "platform": "Linux",
             "python": "3.11", "packages": {"torch": "2.13.0"}, "parameters": []}
     course.write_provenance(build, [root / "notebooks" / "00_start_here.ipynb"], prov)
@@ -111,11 +111,21 @@ def test_book_builds_a_page_with_plot_badge_download_and_provenance(tmp_path: Pa
     assert "mathjax/tex-chtml.js" in page and (site / "_static" / "mathjax" / "tex-chtml.js").is_file()
     assert "cdn." not in page and "unpkg" not in page
     index = (site / "index.html").read_text(encoding="utf-8")
+    assert "commit abc123" in index and "Executed 2026-01-01" in index  # every page says where the outputs ran
     assert "Course map" in index and "notebooks/00_start_here.html" in index and "build/results.json" in index
     report = (site / "report.html").read_text(encoding="utf-8")
-    assert "notebooks/00_start_here.html" in report
+    assert "notebooks/00_start_here.html" in report and "passed" in report and "1.5" in report
     downloaded = next((site / "_downloads").rglob("00_start_here.ipynb"))
     assert json.loads(downloaded.read_text())["cells"][1]["outputs"] == []  # as committed, without outputs
+
+
+def test_site_provenance_is_the_run_or_the_range() -> None:
+    one = {"date": "2026-01-01 00:00 UTC", "commit": "a", "packages": {"torch": "1"}}
+    assert book.site_provenance({"00_x": one, "01_y": one}) == one
+    later = {**one, "date": "2026-01-02 00:00 UTC", "commit": "b", "packages": {"torch": "2"}}
+    mixed = book.site_provenance({"00_x": one, "01_y": later})
+    assert mixed["date"] == "between 2026-01-01 00:00 UTC and 2026-01-02 00:00 UTC" and mixed["commit"] == "a, b"
+    assert mixed["packages"] == {"torch": "2"} and book.site_provenance({}) == {}
 
 
 def test_book_refuses_a_stale_run_with_no_run(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -125,3 +135,15 @@ def test_book_refuses_a_stale_run_with_no_run(tmp_path: Path, monkeypatch, capsy
     (build / "executed" / "00_start_here.ipynb").unlink()
     assert book.main(["--no-run"]) == 2
     assert "00_start_here" in capsys.readouterr().err and not (build / book.BOOK_DIR).exists()
+
+
+def test_recorded_runs_read_status_and_time_from_the_last_run(tmp_path: Path) -> None:
+    root, build = _project(tmp_path)
+    source = root / "notebooks" / "00_start_here.ipynb"
+    (run,) = book.recorded_runs([source], build)
+    assert run.ok and run.wall_s == 1.5 and run.peak_rss_mb == 100.0
+    executed = json.loads((build / "executed" / source.name).read_text())
+    executed["metadata"]["papermill"] = {"exception": True}  # papermill's mark of a cell that raised
+    (build / "executed" / source.name).write_text(json.dumps(executed))
+    (run,) = book.recorded_runs([source], build)
+    assert not run.ok and "failed" in course.render_report([run], build)

@@ -233,10 +233,17 @@ def test_course_end_to_end_with_a_failing_notebook(
     assert "| x_seen | 5 | [5, 5] | mechanism | ✅ pass |" in report
     assert "![line](figures/00_good/line.png)" in report and (build / "figures/00_good/line.png").exists()
 
-    # a re-run of one notebook starts from a clean slate for it and keeps the others' figures
+    provenance = json.loads((build / course.PROVENANCE_FILE).read_text())
+    assert set(provenance) == {"00_good", "01_bad_band", "02_after_failure"}  # where each executed copy came from
+    assert provenance["00_good"]["parameters"] == ["-p", "X", "5"] and provenance["00_good"]["packages"]["torch"]
+
+    # a re-run of one notebook starts from a clean slate for it and keeps the others' figures and provenance
+    provenance["01_bad_band"]["date"] = "an earlier run"
+    (build / course.PROVENANCE_FILE).write_text(json.dumps(provenance))
     again = ["--notebooks", str(nbdir), "--build-dir", str(build), "--only", "00", "-p", "X", "5"]
     assert course.main(again) == 0
     assert "01_bad_band" in json.loads((build / "results.json").read_text())
+    assert json.loads((build / course.PROVENANCE_FILE).read_text())["01_bad_band"]["date"] == "an earlier run"
 
 
 def test_main_reports_bad_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -128,8 +128,11 @@ def test_every_page_loads_with_its_images_links_and_no_console_error(site, brows
     problems = {}
     for path in pages:
         visit = Visit(browser, base, path)
+        provenance = visit.page.locator(".llm-hub-provenance")
+        footer = provenance.first.inner_text() if provenance.count() else ""
         found = {"console/HTTP errors": visit.errors, "requests outside the site": visit.outside,
-                 "missing images": visit.broken_images(), "broken links": broken_links(base, root, visit.links())}
+                 "missing images": visit.broken_images(), "broken links": broken_links(base, root, visit.links()),
+                 "no provenance footer (date, commit)": [] if "Executed" in footer and "commit" in footer else [footer]}
         problems.update({f"{path}: {kind}": items for kind, items in found.items() if items})
         visit.page.close()
     assert not problems, json.dumps(problems, indent=1)[:4000]

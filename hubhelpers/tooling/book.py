@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m hubhelpers.tooling.book            # runs the course first if an executed notebook is missing or stale
+    python -m hubhelpers.tooling.book            # first runs the notebooks whose executed copy is missing or stale
     python -m hubhelpers.tooling.book --no-run   # fail instead, naming the notebooks to run
 
 Sphinx with MyST-NB and the Sphinx Book Theme (the engine of Jupyter Book 1) renders each executed notebook in
@@ -71,6 +71,19 @@ def provenance_html(provenance: Mapping[str, Any]) -> str:
              f"{provenance.get('platform', '?')}", f"Python {provenance.get('python', '?')}", packages,
              f"parameters: {params}"]
     return f'<p class="llm-hub-provenance">{html.escape(" · ".join(p for p in parts if p))}</p>'
+
+
+def site_provenance(provenance: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """One provenance for the pages that are not a notebook: the run's, or the range when notebooks ran apart."""
+    runs = [provenance[k] for k in sorted(provenance)]
+    if not runs:
+        return {}
+    out = dict(max(runs, key=lambda r: r.get("date", "")))  # the newest run's machine and packages
+    dates = sorted({r.get("date", "?") for r in runs})
+    commits = sorted({r.get("commit") or "unknown" for r in runs})
+    out["date"] = dates[0] if len(dates) == 1 else f"between {dates[0]} and {dates[-1]}"
+    out["commit"] = ", ".join(commits) if len(commits) > 1 else commits[0]
+    return out
 
 
 def course_map(readme: str) -> str:
@@ -144,17 +157,33 @@ html_theme_options = {{
     "show_navbar_depth": 1,
 }}
 
-# Each notebook page gets its own provenance in the footer: the theme's extra_footer, set per page.
+# Each notebook page gets its own provenance in the footer (the theme's extra_footer, set per page); the other
+# pages get the course run's.
 FOOTERS = {dict(footers)!r}
 
 
 def _page_footer(app, pagename, templatename, context, doctree):
-    context["theme_extra_footer"] = FOOTERS.get(pagename, "")
+    context["theme_extra_footer"] = FOOTERS.get(pagename, FOOTERS[""])
 
 
 def setup(app):
     app.connect("html-page-context", _page_footer)
 '''
+
+
+def recorded_runs(notebooks: Sequence[Path], build_dir: Path) -> list[course.RunResult]:
+    """Each notebook's last run as the runner recorded it (results.json, the executed copy's papermill metadata), so
+    the report page covers every notebook even when the last course run was a subset (--only)."""
+    results = R.load_results(build_dir)
+    runs = []
+    for nb in notebooks:
+        executed = build_dir / EXECUTED_DIR / nb.name
+        failed = json.loads(executed.read_text(encoding="utf-8")).get("metadata", {}).get("papermill", {}).get(
+            "exception")
+        figures = results.get(nb.stem, {})
+        runs.append(course.RunResult(nb.stem, 1 if failed else 0, float(figures.get("wall_s", 0.0)),
+                                     float(figures.get("peak_rss_mb", 0.0)), executed, executed.with_suffix(".log")))
+    return runs
 
 
 def page_footer(stem: str, provenance: Mapping[str, Any]) -> str:
@@ -179,13 +208,12 @@ def stage(root: Path, build_dir: Path, notebooks: Sequence[Path]) -> Path:
     stems = [nb.stem for nb in notebooks]
     (src / "index.md").write_text(index_page((root / "README.md").read_text(encoding="utf-8"), stems),
                                   encoding="utf-8")
-    report = build_dir / "REPORT.md"
-    if not report.is_file():
-        raise FileNotFoundError(f"{report} is missing: run `make course` (it writes the report), then `make book`")
-    (src / f"{REPORT_PAGE}.md").write_text(as_site_links(report.read_text(encoding="utf-8")), encoding="utf-8")
+    report = course.render_report(recorded_runs(notebooks, build_dir), build_dir)
+    (src / f"{REPORT_PAGE}.md").write_text(as_site_links(report), encoding="utf-8")
     if (build_dir / "figures").is_dir():
         shutil.copytree(build_dir / "figures", src / "figures")
-    footers = {f"{PAGES_DIR}/{stem}": page_footer(stem, provenance) for stem in stems}
+    footers = {"": provenance_html(site_provenance(provenance)),
+               **{f"{PAGES_DIR}/{stem}": page_footer(stem, provenance) for stem in stems}}
     (src / "conf.py").write_text(conf_py(config.repo, footers), encoding="utf-8")
     return src
 
@@ -219,12 +247,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: no up-to-date executed notebook for {', '.join(stale)}: run `make course`", file=sys.stderr)
         return 2
     if stale:
-        print(f"executed notebooks missing or older than their source: {', '.join(stale)}; running the course")
-        code = course.main(["--jobs", str(args.jobs)] + (["--build-dir", str(build_dir)] if args.build_dir else []))
+        print(f"executed notebooks missing or older than their source: {', '.join(stale)}; running them")
+        where = ["--build-dir", str(build_dir)] if args.build_dir else []
+        code = course.main(["--jobs", str(args.jobs), *where, "--only", *stale])
         if code:
             print("error: the course run failed; the site is not built from a failing run", file=sys.stderr)
             return code
-    src = stage(root, build_dir, notebooks)
+    try:
+        src = stage(root, build_dir, notebooks)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     code = build_site(src, build_dir / BOOK_DIR)
     if code == 0:
         print(f"site: {build_dir / BOOK_DIR / 'index.html'} ({len(notebooks)} notebook pages and the report)")

@@ -412,12 +412,15 @@ def longest_first(notebooks: Sequence[Path], *build_dirs: Path) -> list[Path]:
 
 
 def run_course(
-    notebooks: Sequence[Path], build_dir: Path, kernel: str, extra: Sequence[str], jobs: int = 1, **limits: Any
+    notebooks: Sequence[Path], build_dir: Path, kernel: str, extra: Sequence[str], jobs: int = 1,
+    provenance: Mapping[str, Any] | None = None, **limits: Any
 ) -> list[RunResult]:
     """Run ``notebooks``, ``jobs`` at a time (longest first), with a progress bar; never stop at a failure.
 
     Each notebook is its own papermill process with THREADS_PER_NOTEBOOK math threads, so the figures do not depend
-    on ``jobs``; results.json is written under a lock. The runs are returned in the order of ``notebooks``.
+    on ``jobs``; results.json is written under a lock. With ``provenance``, each finished notebook's entry in
+    build_dir/provenance.json is set to it (as it finishes: an interrupted run leaves the others' entries as they
+    were). The runs are returned in the order of ``notebooks``.
     """
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -436,6 +439,8 @@ def run_course(
             bar.write(f"{mark} {run.name:<32} {run.wall_s:8.1f} s {run.peak_rss_mb:8.0f} MB", file=sys.stderr)
             bar.update()
             done[run.name] = run
+            if provenance is not None:
+                write_provenance(build_dir, [Path(run.name)], provenance)
     bar.close()
     return [done[nb.stem] for nb in notebooks]
 
@@ -525,9 +530,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{sorted(all_parameters(notebooks))}", file=sys.stderr)
         return 2
     limits = {"timeout": args.timeout, "cell_timeout": args.cell_timeout}
-    build_dir.mkdir(parents=True, exist_ok=True)
-    write_provenance(build_dir, notebooks, run_provenance(root, papermill_parameters(args)))
-    runs = run_course(notebooks, build_dir, args.kernel, papermill_parameters(args), args.jobs, **limits)
+    runs = run_course(notebooks, build_dir, args.kernel, papermill_parameters(args), args.jobs,
+                      provenance=run_provenance(root, papermill_parameters(args)), **limits)
     code = summarize(runs, write_report(runs, build_dir))
     if is_default_run(args) and (root / "README.md").is_file():
         try:
