@@ -12,7 +12,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from hubhelpers.tooling import book, course
-from hubhelpers.tooling.conventions import BADGE_IMAGE
+from hubhelpers.tooling.conventions import BADGE_IMAGE, CourseConfig
 
 REPO = "https://github.com/someone/llm-hub"
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5E"
@@ -82,7 +82,11 @@ def test_stale_notebooks_missing_older_or_without_provenance(tmp_path: Path) -> 
     os.utime(source, (1_000, 1_000))
     (build / course.PROVENANCE_FILE).unlink()
     assert book.stale_notebooks([source], build) == ["00_start_here"]
-    (build / course.PROVENANCE_FILE).write_text("{}", encoding="utf-8")
+    course.write_provenance(build, [source], {"date": "d"})
+    assert book.stale_notebooks([source], build) == []
+    (build / "results.json").write_text(json.dumps({"00_start_here": {"acc": 1.0}}))  # a run interrupted
+    assert book.stale_notebooks([source], build) == ["00_start_here"]
+    (build / "results.json").write_text(json.dumps({"00_start_here": {"wall_s": 1.0}}))
     executed.unlink()
     assert book.stale_notebooks([source], build) == ["00_start_here"]
 
@@ -147,3 +151,16 @@ def test_recorded_runs_read_status_and_time_from_the_last_run(tmp_path: Path) ->
     (build / "executed" / source.name).write_text(json.dumps(executed))
     (run,) = book.recorded_runs([source], build)
     assert not run.ok and "failed" in course.render_report([run], build)
+
+
+def test_download_link_sits_beside_the_badge_or_in_a_cell_of_its_own() -> None:
+    config = CourseConfig(REPO, "main")
+    title = f"# 00 · Title\n\n[![Open In Colab]({BADGE_IMAGE})](https://colab.example)\n\nText."
+    page = book.with_download_cell(new_notebook(cells=[new_markdown_cell(title), new_code_cell("x")]), "00_x", config)
+    first = page["cells"][0]["source"]
+    assert len(page["cells"]) == 2 and BADGE_IMAGE not in first and "colab-badge.svg" in first
+    assert first.index("colab.example") < first.index("{download}`Download this notebook") < first.index("Text.")
+    bare = book.with_download_cell(new_notebook(cells=[new_markdown_cell("# 00 · Title")]), "00_x", config)
+    assert len(bare["cells"]) == 2 and "Download this notebook" in bare["cells"][1]["source"]
+    colab = "colab.research.google.com/github/someone/llm-hub/blob/main/notebooks/00_x.ipynb"
+    assert colab in bare["cells"][1]["source"]

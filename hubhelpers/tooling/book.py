@@ -28,7 +28,7 @@ from typing import Any
 
 from hubhelpers import results as R
 from hubhelpers.tooling import course
-from hubhelpers.tooling.conventions import BADGE_IMAGE, CourseConfig, colab_url, load_course_config
+from hubhelpers.tooling.conventions import BADGE_IMAGE, BADGE_RE, CourseConfig, colab_url, load_course_config
 
 SOURCE_DIR = "book-src"  # in the build folder: the staged Sphinx project, rewritten on every build
 BOOK_DIR = "book"
@@ -48,11 +48,12 @@ LOCAL_LINK = re.compile(r"\[([^\]]+)\]\((?!https?://|#|notebooks/)([^)]+)\)")
 
 
 def stale_notebooks(notebooks: Sequence[Path], build_dir: Path) -> list[str]:
-    """Stems whose executed copy or provenance is missing, or whose executed copy is older than the notebook."""
+    """Stems whose executed copy, provenance or finished run (wall_s in results.json: an interrupted run has none) is
+    missing, or whose executed copy is older than the notebook."""
     executed = build_dir / EXECUTED_DIR
-    known = load_provenance(build_dir)
+    known, results = load_provenance(build_dir), R.load_results(build_dir)
     return [nb.stem for nb in notebooks
-            if nb.stem not in known or not (executed / nb.name).is_file()
+            if nb.stem not in known or "wall_s" not in results.get(nb.stem, {}) or not (executed / nb.name).is_file()
             or (executed / nb.name).stat().st_mtime < nb.stat().st_mtime]
 
 
@@ -116,12 +117,18 @@ def index_page(readme: str, stems: Sequence[str]) -> str:
 
 
 def with_download_cell(notebook: dict, stem: str, config: CourseConfig) -> dict:
-    """The executed notebook with a markdown cell after its title cell linking the committed copy and Colab."""
-    cell = {"cell_type": "markdown", "id": "llm-hub-download", "metadata": {},
-            "source": f"{{download}}`Download this notebook <../{DOWNLOADS_DIR}/{stem}.ipynb>` (as committed, "
-                      f"without outputs: run it yourself) · [Open it in Colab]({colab_url(config, stem + '.ipynb')}) · "
-                      f"the outputs below are from `make course`; the footer says where it ran."}
+    """The executed notebook with, beside its Colab badge (the site's own image), a link to download the committed
+    copy; a notebook without a badge gets the links in a cell after its first."""
+    links = (f"{{download}}`Download this notebook <../{DOWNLOADS_DIR}/{stem}.ipynb>` (as committed, without "
+             f"outputs: run it yourself; the outputs below are from `make course`, the footer says where it ran)")
     cells = [local_badge(c) for c in notebook["cells"]]
+    first = "".join(cells[0]["source"]) if cells and cells[0]["cell_type"] == "markdown" else ""
+    badge = BADGE_RE.search(first)
+    if badge:
+        cells[0] = {**cells[0], "source": f"{first[:badge.end()]} · {links}{first[badge.end():]}"}
+        return {**notebook, "cells": cells}
+    cell = {"cell_type": "markdown", "id": "llm-hub-download", "metadata": {},
+            "source": f"[Open it in Colab]({colab_url(config, stem + '.ipynb')}) · {links}"}
     return {**notebook, "cells": cells[:1] + [cell] + cells[1:]}
 
 
