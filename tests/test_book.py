@@ -31,7 +31,7 @@ README = """# llm-hub
 """
 
 
-def _project(tmp_path: Path, executed_plot: bool = True) -> tuple[Path, Path]:
+def _project(tmp_path: Path) -> tuple[Path, Path]:
     """A course of one notebook, executed, with a report and provenance: (project root, build folder)."""
     root, build = tmp_path / "proj", tmp_path / "proj" / "build"
     (root / "notebooks").mkdir(parents=True)
@@ -42,8 +42,8 @@ def _project(tmp_path: Path, executed_plot: bool = True) -> tuple[Path, Path]:
     nb = new_notebook(cells=[new_markdown_cell(title), new_code_cell("print(1)")])
     nbformat.write(nb, root / "notebooks" / "00_start_here.ipynb")
     outputs = [new_output("display_data", data={"image/png": base64.b64encode(PNG).decode(), "text/plain": "<Figure>"})]
-    executed = new_notebook(cells=[new_markdown_cell(title), new_code_cell("plot()", outputs=outputs if executed_plot
-                                                                                    else [])])
+    ran = new_code_cell("plot()", execution_count=1, outputs=outputs)  # as papermill leaves a cell that ran
+    executed = new_notebook(cells=[new_markdown_cell(title), ran])
     executed.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipython3"}  # as papermill leaves it
     (build / "executed").mkdir(parents=True)
     nbformat.write(executed, build / "executed" / "00_start_here.ipynb")
@@ -51,7 +51,7 @@ def _project(tmp_path: Path, executed_plot: bool = True) -> tuple[Path, Path]:
     (build / "results.json").write_text(json.dumps({"00_start_here": {"wall_s": 1.5, "peak_rss_mb": 100.0}}))
     prov = {"date": "2026-01-01 00:00 UTC", "commit": "abc123", "cpu": "a CPU", "cpus": 2, "platform": "Linux",
             "python": "3.11", "packages": {"torch": "2.13.0"}, "parameters": []}
-    course.write_provenance(build, [root / "notebooks" / "00_start_here.ipynb"], prov)
+    course.write_provenance(build, ["00_start_here"], prov)
     return root, build
 
 
@@ -82,7 +82,7 @@ def test_stale_notebooks_missing_older_or_without_provenance(tmp_path: Path) -> 
     os.utime(source, (1_000, 1_000))
     (build / course.PROVENANCE_FILE).unlink()
     assert book.stale_notebooks([source], build) == ["00_start_here"]
-    course.write_provenance(build, [source], {"date": "d"})
+    course.write_provenance(build, [source.stem], {"date": "d"})
     assert book.stale_notebooks([source], build) == []
     (build / "results.json").write_text(json.dumps({"00_start_here": {"acc": 1.0}}))  # a run interrupted
     assert book.stale_notebooks([source], build) == ["00_start_here"]
@@ -92,8 +92,8 @@ def test_stale_notebooks_missing_older_or_without_provenance(tmp_path: Path) -> 
 
 
 def test_write_provenance_keeps_other_notebooks_entries(tmp_path: Path) -> None:
-    course.write_provenance(tmp_path, [Path("00_a.ipynb"), Path("01_b.ipynb")], {"date": "d1"})
-    course.write_provenance(tmp_path, [Path("01_b.ipynb")], {"date": "d2"})
+    course.write_provenance(tmp_path, ["00_a", "01_b"], {"date": "d1"})
+    course.write_provenance(tmp_path, ["01_b"], {"date": "d2"})
     assert json.loads((tmp_path / course.PROVENANCE_FILE).read_text()) == {"00_a": {"date": "d1"},
                                                                             "01_b": {"date": "d2"}}
     assert course.git_commit(tmp_path) == ""  # not a git checkout
@@ -141,15 +141,14 @@ def test_book_refuses_a_stale_run_with_no_run(tmp_path: Path, monkeypatch, capsy
     assert "00_start_here" in capsys.readouterr().err and not (build / book.BOOK_DIR).exists()
 
 
-def test_recorded_runs_read_status_and_time_from_the_last_run(tmp_path: Path) -> None:
-    root, build = _project(tmp_path)
-    source = root / "notebooks" / "00_start_here.ipynb"
-    (run,) = book.recorded_runs([source], build)
-    assert run.ok and run.wall_s == 1.5 and run.peak_rss_mb == 100.0
-    executed = json.loads((build / "executed" / source.name).read_text())
-    executed["metadata"]["papermill"] = {"exception": True}  # papermill's mark of a cell that raised
-    (build / "executed" / source.name).write_text(json.dumps(executed))
-    (run,) = book.recorded_runs([source], build)
+def test_recorded_run_reads_status_and_time_from_the_last_run(tmp_path: Path) -> None:
+    _, build = _project(tmp_path)
+    path = build / "executed" / "00_start_here.ipynb"
+    executed, figures = json.loads(path.read_text()), {"wall_s": 1.5, "peak_rss_mb": 100.0}
+    run = book.recorded_run(path, executed, figures)
+    assert run.name == "00_start_here" and run.ok and run.wall_s == 1.5 and run.peak_rss_mb == 100.0
+    executed["cells"][1]["outputs"] = [new_output("error", ename="ValueError", evalue="x", traceback=[])]
+    run = book.recorded_run(path, executed, figures)
     assert not run.ok and "failed" in course.render_report([run], build)
 
 

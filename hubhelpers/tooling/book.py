@@ -7,10 +7,11 @@ Usage::
 
 Sphinx with MyST-NB and the Sphinx Book Theme (the engine of Jupyter Book 1) renders each executed notebook in
 build/executed/ as a page, with its outputs and plots, and never executes one (``nb_execution_mode = "off"``): the
-course runner already did, and checked every figure. The landing page is README's course map, build/REPORT.md is a
-page, and every page's footer says where its outputs come from: the date, commit, machine and package versions the
-runner recorded in build/provenance.json. Every asset is local (MathJax from sphinx-mathjax-offline, no ipywidgets
-JavaScript from a CDN), so the site builds and reads with the network cut.
+course runner already did, and checked every figure. The landing page is README's course map, the report of figures
+and bands (as REPORT.md, from every notebook's last run) is a page, and every page's footer says where its outputs
+come from: the date, commit, machine and package versions the runner recorded in build/provenance.json. Every asset
+is local (MathJax from sphinx-mathjax-offline, no ipywidgets JavaScript from a CDN), so the site builds and reads with
+the network cut.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from hubhelpers.tooling.conventions import BADGE_IMAGE, BADGE_RE, CourseConfig, 
 
 SOURCE_DIR = "book-src"  # in the build folder: the staged Sphinx project, rewritten on every build
 BOOK_DIR = "book"
-EXECUTED_DIR = "executed"
 PAGES_DIR = "notebooks"  # pages live under book/notebooks/<stem>.html
 DOWNLOADS_DIR = "downloads"  # the committed notebooks, without outputs, offered for download
 REPORT_PAGE = "report"
@@ -50,7 +50,7 @@ LOCAL_LINK = re.compile(r"\[([^\]]+)\]\((?!https?://|#|notebooks/)([^)]+)\)")
 def stale_notebooks(notebooks: Sequence[Path], build_dir: Path) -> list[str]:
     """Stems whose executed copy, provenance or finished run (wall_s in results.json: an interrupted run has none) is
     missing, or whose executed copy is older than the notebook."""
-    executed = build_dir / EXECUTED_DIR
+    executed = build_dir / course.EXECUTED_DIR
     known, results = load_provenance(build_dir), R.load_results(build_dir)
     return [nb.stem for nb in notebooks
             if nb.stem not in known or "wall_s" not in results.get(nb.stem, {}) or not (executed / nb.name).is_file()
@@ -178,49 +178,41 @@ def setup(app):
 '''
 
 
-def recorded_runs(notebooks: Sequence[Path], build_dir: Path) -> list[course.RunResult]:
-    """Each notebook's last run as the runner recorded it (results.json, the executed copy's papermill metadata), so
-    the report page covers every notebook even when the last course run was a subset (--only)."""
-    results = R.load_results(build_dir)
-    runs = []
-    for nb in notebooks:
-        executed = build_dir / EXECUTED_DIR / nb.name
-        failed = json.loads(executed.read_text(encoding="utf-8")).get("metadata", {}).get("papermill", {}).get(
-            "exception")
-        figures = results.get(nb.stem, {})
-        runs.append(course.RunResult(nb.stem, 1 if failed else 0, float(figures.get("wall_s", 0.0)),
-                                     float(figures.get("peak_rss_mb", 0.0)), executed, executed.with_suffix(".log")))
-    return runs
-
-
-def page_footer(stem: str, provenance: Mapping[str, Any]) -> str:
-    """The provenance paragraph for one page ('' for pages that are not notebooks)."""
-    return provenance_html(provenance[stem]) if stem in provenance else ""
+def recorded_run(path: Path, executed: Mapping[str, Any], figures: Mapping[str, Any]) -> course.RunResult:
+    """A notebook's last run as the runner left it: its executed copy at `path` (`executed`, parsed: did it stop?)
+    and its figures in results.json (wall time, peak memory), so the report page covers every notebook even when the
+    last course run was a subset (--only)."""
+    return course.RunResult(path.stem, 1 if course.executed_stopped(executed) else 0,
+                            float(figures.get("wall_s", 0.0)), float(figures.get("peak_rss_mb", 0.0)), path,
+                            path.with_suffix(".log"))
 
 
 def stage(root: Path, build_dir: Path, notebooks: Sequence[Path]) -> Path:
-    """Write the Sphinx project into build/book-src/ from the executed notebooks, README and REPORT.md."""
+    """Write the Sphinx project into build/book-src/ from the executed notebooks, their results and README."""
     src = build_dir / SOURCE_DIR
     shutil.rmtree(src, ignore_errors=True)
     (src / PAGES_DIR).mkdir(parents=True)
     (src / DOWNLOADS_DIR).mkdir()
     (src / BADGE_FILE).parent.mkdir()
     (src / BADGE_FILE).write_text(BADGE_SVG, encoding="utf-8")
-    provenance, config = load_provenance(build_dir), load_course_config(root)
+    provenance, config, results = load_provenance(build_dir), load_course_config(root), R.load_results(build_dir)
+    runs = []
     for nb in notebooks:
-        executed = json.loads((build_dir / EXECUTED_DIR / nb.name).read_text(encoding="utf-8"))
+        path = build_dir / course.EXECUTED_DIR / nb.name
+        executed = json.loads(path.read_text(encoding="utf-8"))
+        runs.append(recorded_run(path, executed, results.get(nb.stem, {})))
         page = with_download_cell(executed, nb.stem, config)
         (src / PAGES_DIR / nb.name).write_text(json.dumps(page, ensure_ascii=False), encoding="utf-8")
         shutil.copy2(nb, src / DOWNLOADS_DIR / nb.name)
     stems = [nb.stem for nb in notebooks]
     (src / "index.md").write_text(index_page((root / "README.md").read_text(encoding="utf-8"), stems),
                                   encoding="utf-8")
-    report = course.render_report(recorded_runs(notebooks, build_dir), build_dir)
+    report = course.render_report(runs, build_dir)
     (src / f"{REPORT_PAGE}.md").write_text(as_site_links(report), encoding="utf-8")
     if (build_dir / "figures").is_dir():
         shutil.copytree(build_dir / "figures", src / "figures")
     footers = {"": provenance_html(site_provenance(provenance)),
-               **{f"{PAGES_DIR}/{stem}": page_footer(stem, provenance) for stem in stems}}
+               **{f"{PAGES_DIR}/{stem}": provenance_html(provenance[stem]) for stem in stems}}  # none is stale
     (src / "conf.py").write_text(conf_py(config.repo, footers), encoding="utf-8")
     return src
 
@@ -237,7 +229,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m hubhelpers.tooling.book", description=__doc__.splitlines()[0])
     parser.add_argument("--build-dir", type=Path, default=None, help="the course's build folder (default: build/)")
     parser.add_argument("--no-run", action="store_true",
-                        help="fail if an executed notebook is missing or stale instead of running the course")
+                        help="fail if an executed notebook is missing or stale instead of running it")
     parser.add_argument("-j", "--jobs", type=int, default=course.DEFAULT_JOBS,
                         help="notebooks run at once when the course must run first")
     return parser.parse_args(argv)
@@ -254,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: no up-to-date executed notebook for {', '.join(stale)}: run `make course`", file=sys.stderr)
         return 2
     if stale:
-        print(f"executed notebooks missing or older than their source: {', '.join(stale)}; running them")
+        print(f"executed notebooks missing, interrupted or older than their source: {', '.join(stale)}; running them")
         where = ["--build-dir", str(build_dir)] if args.build_dir else []
         code = course.main(["--jobs", str(args.jobs), *where, "--only", *stale])
         if code:

@@ -55,6 +55,7 @@ LOG_TAIL_LINES = 25
 # The kernel's own headless backend: plt.show() leaves each plot in the executed notebook as a PNG (make book shows
 # them), where Agg, a sound choice for scripts, would leave none. Figures saved by Results.savefig are the same.
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+EXECUTED_DIR = "executed"  # in the build folder: each notebook as it ran, with its outputs, and its log
 PROVENANCE_FILE = "provenance.json"  # in the build folder: for each notebook, where and with what it last ran
 PROVENANCE_PACKAGES = ("torch", *REPORTED_PACKAGES, "papermill")
 
@@ -282,7 +283,7 @@ def run_notebook(
 ) -> RunResult:
     """Execute one notebook afresh into build/executed/ and record its wall time and peak RSS."""
     name = notebook.stem
-    executed = build_dir / "executed"
+    executed = build_dir / EXECUTED_DIR
     executed.mkdir(parents=True, exist_ok=True)
     output, log = executed / notebook.name, executed / f"{name}.log"
     R.clear_notebook(build_dir, name)
@@ -315,6 +316,14 @@ def band_check(band: Mapping[str, Any]) -> str:
     if not band.get("checked", True):
         return f"not checked for this model ({'inside' if band['passed'] else 'outside'} the shipped model's band)"
     return "✅ pass" if band["passed"] else "❌ FAIL"
+
+
+def executed_stopped(executed: Mapping[str, Any]) -> bool:
+    """True when an executed notebook shows an error output or a code cell that never ran (a run that raised, or was
+    stopped)."""
+    cells = [c for c in executed["cells"] if c["cell_type"] == "code"]
+    return any(o.get("output_type") == "error" for c in cells for o in c.get("outputs", [])) or \
+        any(c.get("execution_count") is None and "".join(c["source"]).strip() for c in cells)
 
 
 def checked_failures(bands: Mapping[str, Any]) -> list[str]:
@@ -440,7 +449,7 @@ def run_course(
             bar.update()
             done[run.name] = run
             if provenance is not None:
-                write_provenance(build_dir, [Path(run.name)], provenance)
+                write_provenance(build_dir, [run.name], provenance)
     bar.close()
     return [done[nb.stem] for nb in notebooks]
 
@@ -488,11 +497,11 @@ def run_provenance(root: Path, parameters: Sequence[str]) -> dict[str, Any]:
             "parameters": list(parameters)}
 
 
-def write_provenance(build_dir: Path, notebooks: Sequence[Path], provenance: Mapping[str, Any]) -> Path:
-    """Record `provenance` for each of `notebooks` in build_dir/provenance.json, keeping the others' entries."""
+def write_provenance(build_dir: Path, names: Sequence[str], provenance: Mapping[str, Any]) -> Path:
+    """Record `provenance` for each notebook of `names` (stems) in build_dir/provenance.json, keeping the others'."""
     path = build_dir / PROVENANCE_FILE
     known = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    R.write_json_atomic(path, {**known, **{nb.stem: dict(provenance) for nb in notebooks}})
+    R.write_json_atomic(path, {**known, **{name: dict(provenance) for name in names}})
     return path
 
 

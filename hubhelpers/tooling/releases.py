@@ -292,7 +292,8 @@ def write_drift(build: Path, latest_dir: Path, runs: Mapping[str, str], venv: Pa
     installed = parse_pins(freeze(venv / "bin" / "python"))
     versions = version_rows(parse_pins(lock.read_text(encoding="utf-8")), installed, published)
     moves = figure_moves(R.load_bands(baseline), R.load_bands(latest_dir), spreads)
-    warned = new_warnings(executed_warnings(baseline / "executed"), executed_warnings(latest_dir / "executed"))
+    warned = new_warnings(executed_warnings(baseline / course.EXECUTED_DIR),
+                          executed_warnings(latest_dir / course.EXECUTED_DIR))
     against = R.display_path(baseline)
     R.write_json_atomic(latest_dir / "drift.json", {"versions": versions, "runs": dict(runs), "moves": moves,
                                                     "new_warnings": warned, "baseline": against})

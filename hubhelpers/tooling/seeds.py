@@ -155,12 +155,10 @@ def run_statuses(runs_by_seed: Mapping[int, Sequence[course.RunResult]],
 def recorded_status(build_dir: Path, notebook: str, bands: Mapping[str, Any]) -> str:
     """A notebook's status from a seed folder: 'not run', 'failed' (an error, a cell never reached, a band) or
     'passed'."""
-    executed = build_dir / "executed" / f"{notebook}.ipynb"
+    executed = build_dir / course.EXECUTED_DIR / f"{notebook}.ipynb"
     if not executed.is_file():
         return "not run"
-    cells = [c for c in json.loads(executed.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
-    stopped = any(o.get("output_type") == "error" for c in cells for o in c.get("outputs", [])) or \
-        any(c.get("execution_count") is None and "".join(c["source"]).strip() for c in cells)
+    stopped = course.executed_stopped(json.loads(executed.read_text(encoding="utf-8")))
     return "failed" if stopped or course.checked_failures(bands) else "passed"
 
 
