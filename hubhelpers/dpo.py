@@ -17,13 +17,14 @@ from hubhelpers.rl import sequence_logprob
 
 def dpo_config(output_dir: str | Path, steps: int = 100, lr: float = 1e-3, batch_size: int = 16, beta: float = 0.1,
                seed: int = 0, sft_weight: float = 0.0, **overrides):
-    """A ``DPOConfig`` for small CPU runs: sigmoid DPO loss with temperature `beta`, plus, when ``sft_weight`` > 0,
-    that weight times the mean NLL of the chosen replies' tokens (RPO: TRL's loss_type ["sigmoid", "sft"])."""
+    """A ``DPOConfig`` for small CPU runs (fp32, no checkpointing): sigmoid DPO loss with temperature `beta`, plus,
+    when ``sft_weight`` > 0, that weight times the mean NLL of the chosen replies' tokens (RPO: TRL's loss_type
+    ["sigmoid", "sft"])."""
     Float(0).check("beta", beta, {})
     Float(at_least=0).check("sft_weight", sft_weight, {})
     losses = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, float(sft_weight)]} if sft_weight else {}
     return trl_config(DPOConfig, trainer_settings(output_dir, steps, lr, batch_size, seed),
-                      {"beta": beta, "max_length": 128, **losses}, overrides)
+                      {"beta": beta, "max_length": 128, "activation_checkpointing": False, **losses}, overrides)
 
 
 def dpo_train(model, tokenizer, pairs: Sequence[dict], config):

@@ -35,9 +35,9 @@ def reward_model_from(model):
 
 def reward_config(output_dir: str | Path, steps: int = 100, lr: float = 1e-3, batch_size: int = 16, seed: int = 0,
                   **overrides):
-    """A ``RewardConfig`` for small CPU runs: fp32, no saving, no external loggers."""
-    return trl_config(RewardConfig, trainer_settings(output_dir, steps, lr, batch_size, seed), {"max_length": 128},
-                      overrides)
+    """A ``RewardConfig`` for small CPU runs: fp32, no checkpointing, no saving, no external loggers."""
+    return trl_config(RewardConfig, trainer_settings(output_dir, steps, lr, batch_size, seed),
+                      {"max_length": 128, "activation_checkpointing": False}, overrides)
 
 
 def train_reward_model(rm, tokenizer, pairs: Sequence[dict], config):

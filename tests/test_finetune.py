@@ -141,7 +141,9 @@ def test_checkpointing_rename_notices_are_hidden_and_nothing_else(tmp_path):
             warnings.warn("`gradient_checkpointing_enable` is deprecated", FutureWarning, stacklevel=1)
             warnings.warn("another future change", FutureWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["another future change"]
-    assert [c.activation_checkpointing for c in configs] == [False, True, True]  # TRL's choices, unchanged
+    # TRL turns activation checkpointing on for reward models and DPO: on the course's small models it only
+    # recomputes every forward pass (most of a reward-model step's time); its memory saving is for large models
+    assert [c.activation_checkpointing for c in configs] == [False, False, False]
 
 
 @pytest.mark.parametrize("assistant_only", [True, False])

@@ -85,6 +85,26 @@ def test_kl_is_zero_for_identical_policies_and_positive_otherwise(tiny, world):
     assert (moved > 0).all()
 
 
+def test_kl_per_reply_equals_the_sum_over_all_logits_at_the_reply_positions(tiny, world):
+    model, tok = tiny
+    examples = [P.as_chat(p) for p in P.chat_preference_pairs(world, 6, seed=4)]
+    torch.manual_seed(0)
+    sample = rl.sample_replies(model, tok, examples, max_new_tokens=5)
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        full_p, full_q = (m(input_ids=sample["input_ids"], attention_mask=sample["attention_mask"]).logits[:, :-1]
+                          .log_softmax(-1) for m in (model, other))
+        mask = sample["mask"][:, 1:]
+        direct = ((full_p.exp() * (full_p - full_q)).sum(-1) * mask).sum(1)  # (batch,)
+        got = rl.token_kl(rl.token_logprobs_and_logits(model, sample)[1], rl.token_logprobs_and_logits(other, sample)[1],
+                          mask.float())
+    assert torch.allclose(got, direct, atol=1e-5) and (got > 0).all()
+    with pytest.raises(ValueError, match="one log-softmax row per masked position"):
+        rl.token_kl(full_p[mask], full_q[mask][:-1], mask)
+
+
 def test_reply_token_logprobs_equal_all_logits_at_reply_positions(tiny, world):
     """Computed at the reply positions only, they equal the all-logits computation there (values and gradients)."""
     model, tok = tiny
@@ -96,9 +116,9 @@ def test_reply_token_logprobs_equal_all_logits_at_reply_positions(tiny, world):
     picked, logp = rl.token_logprobs_and_logits(fast, sample)
     full = slow(input_ids=sample["input_ids"], attention_mask=sample["attention_mask"]).logits[:, :-1].log_softmax(-1)
     full_picked = full.gather(-1, sample["input_ids"][:, 1:, None])[..., 0]
-    assert torch.allclose(logp[where], full[where], atol=1e-5) and torch.allclose(picked[where], full_picked[where],
-                                                                                  atol=1e-5)
-    assert not picked[~where].any() and not logp[~where].any()  # 0 outside the replies
+    assert logp.shape == (int(where.sum()), full.shape[-1])  # the reply positions only, packed
+    assert torch.allclose(logp, full[where], atol=1e-5) and torch.allclose(picked[where], full_picked[where], atol=1e-5)
+    assert not picked[~where].any()  # 0 outside the replies
     (picked * where).sum().backward()
     (full_picked * where).sum().backward()
     for (name, a), b in zip(fast.named_parameters(), slow.parameters()):
