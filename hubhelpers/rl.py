@@ -60,7 +60,7 @@ def sample_replies(policy, tokenizer, examples: Sequence[dict], max_new_tokens: 
 
 
 def token_logprobs_and_logits(model, sample: dict):
-    """(log P(token) of every reply token given the ones before, log-softmax over the vocabulary at the reply positions).
+    """(log P(token) of each reply token given the ones before, log-softmax over the vocabulary at the reply positions).
 
     The first has shape (batch, length - 1), shifted by one, and is 0 outside the reply (sample['mask']); the second
     holds only the reply positions, packed in row-major order: shape (positions, vocab), positions =

@@ -98,8 +98,8 @@ def test_kl_per_reply_equals_the_sum_over_all_logits_at_the_reply_positions(tiny
                           .log_softmax(-1) for m in (model, other))
         mask = sample["mask"][:, 1:]
         direct = ((full_p.exp() * (full_p - full_q)).sum(-1) * mask).sum(1)  # (batch,)
-        got = rl.token_kl(rl.token_logprobs_and_logits(model, sample)[1], rl.token_logprobs_and_logits(other, sample)[1],
-                          mask.float())
+        logp, other_logp = (rl.token_logprobs_and_logits(m, sample)[1] for m in (model, other))
+        got = rl.token_kl(logp, other_logp, mask.float())
     assert torch.allclose(got, direct, atol=1e-5) and (got > 0).all()
     with pytest.raises(ValueError, match="one log-softmax row per masked position"):
         rl.token_kl(full_p[mask], full_q[mask][:-1], mask)
