@@ -1,4 +1,7 @@
-"""PPO's clipped surrogate objective (hubhelpers.rl.ppo_clip_objective): values, slopes, and its link to REINFORCE."""
+"""PPO's clipped surrogate objective (hubhelpers.rl.ppo_clip_objective): values, slopes, and its link to REINFORCE;
+the baseline of the REINFORCE loop, and score_replies, the evaluation of a policy's sampled replies."""
+
+import copy
 
 import pytest
 import torch
@@ -68,3 +71,27 @@ def test_the_group_size_must_divide_the_batch():
     with pytest.raises(ValueError, match="group_size"):
         rl.RLConfig(group_size=0)
     assert rl.RLConfig(batch_size=32, group_size=4).group_size == 4
+
+
+def test_score_replies_scores_every_reply_in_chunks(tiny, world):
+    """One reply per example, scored chunk by chunk: the reward function sees each chunk; KL 0 against itself."""
+    model, tok = tiny
+    examples = [P.as_chat(p) for p in P.chat_preference_pairs(world, 5, seed=3)]
+    seen = []
+
+    def reward_fn(batch, texts):
+        seen.append(len(batch))
+        return torch.ones(len(texts)), torch.tensor([float(len(t)) for t in texts])
+
+    torch.manual_seed(0)
+    same = rl.score_replies(model, model, tok, examples, reward_fn, max_new_tokens=4, batch_size=2)
+    assert seen == [2, 2, 1] and len(same["texts"]) == 5
+    assert same["r_env"].tolist() == [1.0] * 5 and same["r_h"].tolist() == [float(len(t)) for t in same["texts"]]
+    assert torch.equal(same["kl"], torch.zeros(5))  # the policy against itself, without a second forward pass
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    assert (rl.score_replies(model, other, tok, examples, reward_fn, max_new_tokens=4, batch_size=2)["kl"] > 0).all()
+    with pytest.raises(ValueError, match="at least one example"):
+        rl.score_replies(model, model, tok, [], reward_fn)
