@@ -62,19 +62,15 @@ REFERENCE_CALIBRATION_S = 1.09  # median of three runs here: 1.091, 1.114, 1.066
 class Budgets:
     """The course's performance budgets, in seconds on the calibration machine (2 cores, this project's CI kind)."""
 
-    notebook_s: float = 90.0  # each notebook run alone (--jobs 1)
-    # 11 alone over the issue's 90 s: six policy-gradient runs and nine evaluations on 800 sampled replies, each
-    # needed by a band (see README); 12 has met the 90 s budget since its own exception was dropped
-    long_notebook_s: float = 120.0
-    long_notebooks: tuple[str, ...] = ("11_rlhf",)
+    notebook_s: float = 90.0  # each notebook run alone (--jobs 1), every one of them: no exceptions
     course_s: float = 480.0  # the whole course, parallel (--jobs 2)
     peak_mb: float = 3072.0  # each notebook
     parallel_peak_mb: float = 6144.0  # two notebooks at once (bounded by the sum of the two largest peaks)
     reference_s: float = REFERENCE_CALIBRATION_S  # reference_seconds() on the calibration machine
 
     def notebook_limit(self, name: str) -> float:
-        """Wall-time budget of notebook `name`, s at calibration speed."""
-        return self.long_notebook_s if name in self.long_notebooks else self.notebook_s
+        """Wall-time budget of notebook `name`, s at calibration speed (the same for every notebook)."""
+        return self.notebook_s
 
 
 # --------------------------------------------------------------------------- the reference workload
