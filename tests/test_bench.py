@@ -56,6 +56,16 @@ def test_course_total_and_budgets_met():
     assert not B.course_total([], 1.0, 2)["ok"]  # nothing measured is not a pass
 
 
+def test_the_median_reading_of_the_reference_sets_the_speed():
+    """The machine drifts during a bench: the median of its readings normalises, and every reading is kept."""
+    budgets = B.Budgets(reference_s=1.0)
+    ref = B.reference_speed([1.0, 1.25, 1.3], budgets)
+    assert ref == {"seconds": 1.25, "readings": [1.0, 1.25, 1.3], "calibration_s": 1.0, "speed_factor": 0.8}
+    assert B.reference_speed([2.0], budgets)["speed_factor"] == 0.5
+    with pytest.raises(ValueError, match="at least one reading"):
+        B.reference_speed([], budgets)
+
+
 def test_reference_workload_is_timed_with_one_thread_and_restores_the_count():
     threads = torch.get_num_threads()
     seconds = B.reference_seconds(steps=2, repeats=3, batch_size=2)
@@ -86,9 +96,10 @@ def test_update_readme_rewrites_only_the_cpu_time_column():
 def test_render_table_marks_missed_budgets():
     rows = B.notebook_rows(RESULTS, speed=0.9)
     bench = {"budgets": {"peak_mb": 3072.0}, "notebooks": rows, "course": B.course_total(rows, 200.0, 2, speed=0.9),
-             "reference": {"seconds": 1.1, "calibration_s": 0.99, "speed_factor": 0.9}}
+             "reference": B.reference_speed([1.2, 1.1, 1.0], B.Budgets(reference_s=0.99))}
     table = B.render_table(bench, {"notebooks.11_rlhf.wall_s": 1.2})
-    assert "| reference workload | 1.100 s (calibration 0.990 s: times here count ×0.90) |" in table
+    assert ("| reference workload | 1.100 s, median of 1.200, 1.100, 1.000 (calibration 0.990 s: times here count "
+            "×0.90) |") in table
     assert "| 12_catastrophic_forgetting | 130.0 s (117.0 s), 900 MB | ≤ 90 s, ≤ 3072 MB | **NO** |" in table
     assert "| 08_quantization | 50.0 s (45.0 s), 4000 MB | ≤ 90 s, ≤ 3072 MB | **NO** |" in table
     assert "| 11_rlhf | 85.0 s (76.5 s), 1200 MB | ≤ 90 s, ≤ 3072 MB | yes | 1.2 |" in table

@@ -11,6 +11,9 @@ times a fixed reference workload (``reference_seconds``: AdamW steps of the mini
 math thread, as every notebook kernel has), and a time measured here counts as ``seconds x calibration / reference``,
 where the calibration is the reference's time on the machine the budgets were set on (Budgets.reference_s). A
 machine 20% slower thus gets 20% more seconds; the table shows both figures, pass/fail uses the normalised one.
+A machine's speed also drifts within the bench's half hour (10% and more on a shared host), so the reference is
+read three times, before the parallel run, between the two course runs and after the serial one, and the median of
+the readings (``reference_speed``) normalises every time.
 
 Rows: the reference workload; each notebook's wall time and peak memory run one at a time (``--jobs 1``); the whole
 course run serial and parallel (``--jobs 2``) and the speed-up; pretraining throughput of the base model with the
@@ -109,6 +112,15 @@ def reference_seconds(steps: int = 5, repeats: int = 5, batch_size: int = 32) ->
         return statistics.median(times)
     finally:
         torch.set_num_threads(threads)
+
+
+def reference_speed(readings: Sequence[float], budgets: Budgets) -> dict:
+    """The reference row of bench.json: every reading, their median, and the speed factor that median gives."""
+    if not readings:
+        raise ValueError("reference_speed needs at least one reading of the reference workload, got none")
+    median = statistics.median(readings)
+    return {"seconds": round(median, 4), "readings": [round(r, 4) for r in readings],
+            "calibration_s": budgets.reference_s, "speed_factor": round(speed_factor(median, budgets), 3)}
 
 
 def speed_factor(reference_s: float, budgets: Budgets) -> float:
@@ -341,8 +353,9 @@ def render_table(bench: Mapping[str, Any], ratios: Mapping[str, float]) -> str:
 
     if "reference" in bench:
         ref = bench["reference"]
-        line("reference workload", f"{ref['seconds']:.3f} s (calibration {ref['calibration_s']:.3f} s: "
-             f"times here count ×{ref['speed_factor']:.2f})", key="reference.seconds")
+        readings = ", ".join(f"{r:.3f}" for r in ref.get("readings", [ref["seconds"]]))
+        line("reference workload", f"{ref['seconds']:.3f} s, median of {readings} (calibration "
+             f"{ref['calibration_s']:.3f} s: times here count ×{ref['speed_factor']:.2f})", key="reference.seconds")
     for row in bench.get("notebooks", []):
         line(row["name"], f"{row['wall_s']:.1f} s ({row['normalised_s']:.1f} s), {row['peak_rss_mb']:.0f} MB",
              f"≤ {row['limit_s']:.0f} s, ≤ {bench['budgets']['peak_mb']:.0f} MB", row["ok"],
@@ -409,22 +422,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = R.read_json(build_dir / BENCH_FILE)
     budgets = Budgets()
     print("reference workload ...", file=sys.stderr)
-    ref = reference_seconds()
-    speed = speed_factor(ref, budgets)
+    readings = [reference_seconds()]
     only = ["--only", *args.only] if args.only else []
     parallel_s = None
     if not args.skip_course:
         start = time.perf_counter()
         course.main([*only, "--jobs", str(args.jobs)])
         parallel_s = time.perf_counter() - start
+        readings.append(reference_seconds())
         if not args.skip_serial:  # last, so that results.json keeps the serial times
             course.main([*only, "--jobs", "1"])
+            readings.append(reference_seconds())
+    reference = reference_speed(readings, budgets)
+    speed = reference["speed_factor"]
     rows = notebook_rows(R.load_results(build_dir), budgets, speed)
     print("fixed cost per notebook ...", file=sys.stderr)
     fixed = fixed_cost_seconds()
     bench: dict[str, Any] = {
         "budgets": asdict(budgets),
-        "reference": {"seconds": round(ref, 4), "calibration_s": budgets.reference_s, "speed_factor": round(speed, 3)},
+        "reference": reference,
         "notebooks": rows,
         "course": course_total(rows, parallel_s, args.jobs, budgets, speed, serial_rows=not args.skip_serial),
         "fixed_cost": {"seconds": fixed, "share_of_serial": round(fixed * len(rows) / max(1e-9, sum(
