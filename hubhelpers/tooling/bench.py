@@ -71,10 +71,6 @@ class Budgets:
     parallel_peak_mb: float = 6144.0  # two notebooks at once (bounded by the sum of the two largest peaks)
     reference_s: float = REFERENCE_CALIBRATION_S  # reference_seconds() on the calibration machine
 
-    def notebook_limit(self, name: str) -> float:
-        """Wall-time budget of notebook `name`, s at calibration speed (the same for every notebook)."""
-        return self.notebook_s
-
 
 # --------------------------------------------------------------------------- the reference workload
 REFERENCE_SHAPE = {"vocab_size": 1024, "hidden": 128, "layers": 2, "heads": 4, "mlp": 768, "max_len": 128}
@@ -140,7 +136,7 @@ def notebook_rows(results: Mapping[str, Mapping[str, Any]], budgets: Budgets = B
         entry = results[name]
         if "wall_s" not in entry or "peak_rss_mb" not in entry:
             continue
-        limit, normalised = budgets.notebook_limit(name), round(entry["wall_s"] * speed, 1)
+        limit, normalised = budgets.notebook_s, round(entry["wall_s"] * speed, 1)
         rows.append({"name": name, "wall_s": entry["wall_s"], "normalised_s": normalised,
                      "peak_rss_mb": entry["peak_rss_mb"], "limit_s": limit,
                      "ok": normalised <= limit and entry["peak_rss_mb"] <= budgets.peak_mb})
