@@ -9,7 +9,10 @@ P      ?=
 # Notebooks run at once by make course, seeds and nbval (longest first; J=1: one after another). Every notebook kernel
 # gets one math thread whatever J (hubhelpers.tooling.course.THREADS_PER_NOTEBOOK), so J changes no figure.
 J      ?= 2
-ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+# What every kernel nbval starts runs with: the course runner's settings (course.THREAD_VARS, course.ALLOCATOR_ENV;
+# tests/test_course_runner.py checks that the two agree).
+KERNEL_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MALLOC_MMAP_THRESHOLD_=33554432 \
+              MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_TOP_PAD_=67108864
 
 # Notebooks run offline and headless.
 NB_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 MPLBACKEND=Agg
@@ -69,7 +72,7 @@ unit: $(STAMP)
 # Every notebook, as committed, in a fresh kernel, with the network cut: the whole course needs no network. J notebooks
 # at once (pytest-xdist; loadfile keeps a notebook's cells on one worker, whose kernel they share), one thread each.
 nbval: $(STAMP)
-	$(NO_NET) $(ONE_THREAD) $(PY) -m pytest -n $(J) --dist loadfile --nbval-lax --nbval-current-env notebooks/
+	$(NO_NET) $(KERNEL_ENV) $(PY) -m pytest -n $(J) --dist loadfile --nbval-lax --nbval-current-env notebooks/
 
 # A real client: JupyterLab + headless Chromium (Debian's package; Playwright drives it, no browser download).
 CHROMIUM_INSTALLED := command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q \

@@ -77,6 +77,16 @@ def test_notebook_env_points_at_build_dir(tmp_path: Path) -> None:
     assert env[R.BUILD_DIR_ENV] == str(tmp_path) and env["PATH"] == "/bin"
     assert env["MPLBACKEND"] == course.INLINE_BACKEND  # plots stay in the executed notebook (make book shows them)
     assert all(env[var] == str(course.THREADS_PER_NOTEBOOK) == "1" for var in course.THREAD_VARS)
+    assert all(env[var] == value for var, value in course.ALLOCATOR_ENV.items())
+
+
+def test_makefile_kernel_env_is_the_runners() -> None:
+    """nbval's kernels (started by pytest, not by the runner) get the runner's threads and allocator settings."""
+    text = (Path(__file__).resolve().parents[1] / "Makefile").read_text().replace("\\\n", " ")
+    line = next(ln for ln in text.splitlines() if ln.startswith("KERNEL_ENV :="))
+    settings = dict(item.split("=", 1) for item in line.split(":=", 1)[1].split())
+    expected = {**dict.fromkeys(course.THREAD_VARS, str(course.THREADS_PER_NOTEBOOK)), **course.ALLOCATOR_ENV}
+    assert settings == expected
 
 
 def test_longest_first_follows_the_last_wall_times(tmp_path: Path) -> None:

@@ -48,6 +48,12 @@ RUN_METRICS = ("wall_s", "peak_rss_mb")
 # notebook buys less than a second notebook at once (make bench measures both).
 THREADS_PER_NOTEBOOK = 1
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# glibc's allocator returns a freed block of more than 128 KiB (a threshold it raises as it goes) to the system, so
+# the next batch's activations land on fresh pages the kernel must zero again: a notebook spent about 5% of its time
+# there. With the threshold fixed at 32 MiB and freed memory kept (and 64 MiB more taken at a time) a kernel reuses
+# its memory: the same figures, about 6% less wall time on notebook 11, the same peak. Other allocators ignore them.
+ALLOCATOR_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 1024 * 1024), "MALLOC_TRIM_THRESHOLD_": str(1024 * 1024 * 1024),
+                 "MALLOC_TOP_PAD_": str(64 * 1024 * 1024)}
 DEFAULT_JOBS = min(2, os.cpu_count() or 1)
 POLL_S = 0.2
 MB = 1024 * 1024
@@ -189,10 +195,12 @@ def papermill_command(
 
 
 def notebook_env(build_dir: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Return the environment a notebook runs in: figures to ``build_dir``, inline plots, fixed math threads."""
+    """Return the environment a notebook runs in: figures to ``build_dir``, inline plots, fixed math threads, the
+    allocator settings of ALLOCATOR_ENV."""
     env = dict(os.environ if base is None else base)
     env[R.BUILD_DIR_ENV] = str(build_dir)
     env.update(dict.fromkeys(THREAD_VARS, str(THREADS_PER_NOTEBOOK)))
+    env.update(ALLOCATOR_ENV)
     env["MPLBACKEND"] = INLINE_BACKEND  # whatever the caller's (make sets Agg for scripts)
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
