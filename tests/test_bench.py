@@ -54,6 +54,11 @@ def test_course_total_and_budgets_met():
     fine = [row for row in rows if row["ok"]]
     assert B.budgets_met({"notebooks": fine, "course": B.course_total(fine, 100.0, 2)})
     assert not B.course_total([], 1.0, 2)["ok"]  # nothing measured is not a pass
+    subset = B.course_total(fine, parallel_s=100.0, jobs=2, whole=False)  # --only: a few notebooks
+    assert subset["ok"] is None and subset["whole_course"] is False and subset["parallel_s"] == 100.0
+    assert B.budgets_met({"notebooks": fine, "course": subset})  # judged on its notebooks alone
+    assert not B.budgets_met({"notebooks": rows, "course": subset})  # a notebook over budget still fails it
+    assert "not judged" in B.render_table({"budgets": {"peak_mb": 3072.0}, "notebooks": fine, "course": subset}, {})
 
 
 def test_the_median_reading_of_the_reference_sets_the_speed():
