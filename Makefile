@@ -9,7 +9,7 @@ P      ?=
 # Notebooks run at once by make course, seeds and nbval (longest first; J=1: one after another). Every notebook kernel
 # gets one math thread whatever J (hubhelpers.tooling.course.THREADS_PER_NOTEBOOK), so J changes no figure.
 J      ?= 2
-# What every kernel nbval starts runs with: the course runner's settings (course.THREAD_VARS, course.ALLOCATOR_ENV;
+# What every kernel nbval starts runs with: the course runner's settings (hubhelpers.tooling.course.kernel_env();
 # tests/test_course_runner.py checks that the two agree).
 KERNEL_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MALLOC_MMAP_THRESHOLD_=33554432 \
               MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_TOP_PAD_=67108864

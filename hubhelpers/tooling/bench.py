@@ -363,16 +363,16 @@ def render_table(bench: Mapping[str, Any], ratios: Mapping[str, float]) -> str:
         c = bench["course"]
         whole = c.get("whole_course", True)
         what = "whole course" if whole else "the notebooks run (a subset: the course budget is not judged)"
-        budget = f"≤ {c['limit_s']:.0f} s" if whole else ""
+        time_budget = f"≤ {c['limit_s']:.0f} s" if whole else ""
         if c["serial_s"] is not None:
             line(f"{what}, serial (sum)", f"{c['serial_s']:.0f} s", key="course.serial_s")
         if "parallel_s" in c:
             speedup = "" if c["speedup"] is None else f", speed-up {c['speedup']:.2f}×"
+            budget = f"{time_budget}, ≤ {c['parallel_peak_limit_mb']:.0f} MB" if whole else ""
             line(f"{what}, {c['jobs']} at a time", f"{c['parallel_s']:.0f} s ({c['normalised_s']:.0f} s)"
-                 f"{speedup}; memory ≤ {c['parallel_peak_bound_mb']:.0f} MB",
-                 f"{budget}, ≤ {c['parallel_peak_limit_mb']:.0f} MB" if whole else "", c["ok"], "course.parallel_s")
+                 f"{speedup}; memory ≤ {c['parallel_peak_bound_mb']:.0f} MB", budget, c["ok"], "course.parallel_s")
         else:
-            line(f"{what}, parallel", "not run", budget, c["ok"])
+            line(f"{what}, parallel", "not run", time_budget, c["ok"])
     if "fixed_cost" in bench:
         f = bench["fixed_cost"]
         share = "" if f["share_of_serial"] is None else f", {f['share_of_serial']:.0%} of the serial course"

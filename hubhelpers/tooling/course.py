@@ -194,13 +194,18 @@ def papermill_command(
     return [*cmd, *extra]
 
 
+def kernel_env() -> dict[str, str]:
+    """Every kernel's settings, the runner's and nbval's alike (the Makefile's KERNEL_ENV, checked equal by a test):
+    THREADS_PER_NOTEBOOK math threads and ALLOCATOR_ENV."""
+    return {**dict.fromkeys(THREAD_VARS, str(THREADS_PER_NOTEBOOK)), **ALLOCATOR_ENV}
+
+
 def notebook_env(build_dir: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Return the environment a notebook runs in: figures to ``build_dir``, inline plots, fixed math threads, the
-    allocator settings of ALLOCATOR_ENV."""
+    """Return the environment a notebook runs in: figures to ``build_dir``, inline plots, kernel_env()
+    (fixed math threads, the allocator settings of ALLOCATOR_ENV)."""
     env = dict(os.environ if base is None else base)
     env[R.BUILD_DIR_ENV] = str(build_dir)
-    env.update(dict.fromkeys(THREAD_VARS, str(THREADS_PER_NOTEBOOK)))
-    env.update(ALLOCATOR_ENV)
+    env.update(kernel_env())
     env["MPLBACKEND"] = INLINE_BACKEND  # whatever the caller's (make sets Agg for scripts)
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
